@@ -11,6 +11,7 @@
 //! All memory is allocated when the cache is created: a fixed ring of slots, and hash maps reserved
 //! to twice the slot count so that hashbrown always rehashes in place and never allocates on insert
 //! (an allocation failure there would be a bugcheck).
+#![deny(unsafe_code)]
 
 use alloc::vec::Vec;
 
@@ -145,5 +146,77 @@ impl VerdictCache {
             }
             cursor = slot.endpoint_next;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::types::PendLayer;
+
+    fn key(endpoint: u64, remote: u8) -> ConnectionKey {
+        ConnectionKey {
+            endpoint: EndpointHandle(endpoint),
+            layer: PendLayer::AuthConnect,
+            protocol: 17,
+            remote_address: [192, 0, 2, remote].into(),
+            remote_port: 53,
+        }
+    }
+
+    #[test]
+    fn answers_until_expiry() {
+        let mut cache = VerdictCache::try_new(4, Ticks(100), 1).unwrap();
+        cache.insert(key(1, 1), Verdict::Permit, Ticks(10));
+        assert_eq!(cache.lookup(&key(1, 1), Ticks(109)), Some(Verdict::Permit));
+        assert_eq!(cache.lookup(&key(1, 1), Ticks(110)), None);
+        assert_eq!(cache.len(), 0, "an expired entry is dropped when seen");
+    }
+
+    #[test]
+    fn newer_verdict_replaces_older() {
+        let mut cache = VerdictCache::try_new(4, Ticks(100), 1).unwrap();
+        cache.insert(key(1, 1), Verdict::Permit, Ticks(0));
+        cache.insert(key(1, 1), Verdict::Block, Ticks(0));
+        assert_eq!(cache.lookup(&key(1, 1), Ticks(1)), Some(Verdict::Block));
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn full_cache_evicts_oldest_insertion() {
+        let mut cache = VerdictCache::try_new(3, Ticks(1_000), 1).unwrap();
+        for remote in 0..5 {
+            cache.insert(key(7, remote), Verdict::Permit, Ticks(0));
+        }
+        assert_eq!(cache.len(), 3);
+        assert_eq!(cache.lookup(&key(7, 0), Ticks(1)), None);
+        assert_eq!(cache.lookup(&key(7, 1), Ticks(1)), None);
+        for remote in 2..5 {
+            assert_eq!(cache.lookup(&key(7, remote), Ticks(1)), Some(Verdict::Permit));
+        }
+        // The endpoint chain survived the evictions: purge finds exactly the live three.
+        assert_eq!(cache.purge_endpoint(EndpointHandle(7)), 3);
+        assert_eq!(cache.len(), 0);
+    }
+
+    #[test]
+    fn purge_forgets_only_that_endpoint() {
+        let mut cache = VerdictCache::try_new(8, Ticks(1_000), 1).unwrap();
+        cache.insert(key(1, 1), Verdict::Permit, Ticks(0));
+        cache.insert(key(2, 1), Verdict::Block, Ticks(0));
+        cache.insert(key(1, 2), Verdict::Block, Ticks(0));
+        assert_eq!(cache.purge_endpoint(EndpointHandle(1)), 2);
+        assert_eq!(cache.lookup(&key(1, 1), Ticks(1)), None);
+        assert_eq!(cache.lookup(&key(2, 1), Ticks(1)), Some(Verdict::Block));
+        assert_eq!(cache.purge_endpoint(EndpointHandle(1)), 0);
+    }
+
+    #[test]
+    fn zero_capacity_caches_nothing() {
+        let mut cache = VerdictCache::try_new(0, Ticks(1_000), 1).unwrap();
+        cache.insert(key(1, 1), Verdict::Permit, Ticks(0));
+        assert_eq!(cache.lookup(&key(1, 1), Ticks(1)), None);
     }
 }

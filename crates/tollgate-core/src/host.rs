@@ -8,15 +8,15 @@
 #![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
 
 use core::sync::atomic::{AtomicBool as PlainAtomicBool, AtomicU64 as PlainAtomicU64, Ordering as PlainOrdering};
-use std::collections::{HashMap, HashSet};
 #[cfg(loom)]
 use loom::sync::{Mutex, MutexGuard};
+use std::collections::{HashMap, HashSet};
 #[cfg(not(loom))]
 use std::sync::{Mutex, MutexGuard};
 use std::vec::Vec;
 
 use crate::platform::{Platform, PlatformError, RawSpinLock, Rundown, Ticks};
-use crate::sync::{spin_hint, AtomicBool, AtomicUsize, Ordering};
+use crate::sync::{AtomicBool, AtomicUsize, Ordering, spin_hint};
 use crate::types::EndpointHandle;
 
 /// A test-and-test-and-set spin lock over the facade's atomics (so loom sees it).
@@ -252,7 +252,10 @@ impl Platform for HostPlatform {
     fn complete_operation(&self, context: HostPendContext) {
         let mut oracle = self.oracle();
         if oracle.completed.contains(&context.serial) {
-            panic!("S1 violated: completion context #{} completed twice (double FwpsCompleteOperation0)", context.serial);
+            panic!(
+                "S1 violated: completion context #{} completed twice (double FwpsCompleteOperation0)",
+                context.serial
+            );
         }
         assert!(
             oracle.outstanding.remove(&context.serial).is_some(),

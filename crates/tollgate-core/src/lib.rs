@@ -9,9 +9,9 @@
 //! - `host` (feature `std`, and under loom): a host platform whose oracle fails loudly on a double
 //!   or late completion.
 //!
-//! The crate has no `unsafe` outside the loom facade (`sync`) and the host platform's lock.
+//! The crate has no `unsafe` outside the loom facade (`sync`), the platform trait's lock contract
+//! and the host platform's lock: every other module denies `unsafe_code`.
 #![no_std]
-#![cfg_attr(not(any(loom, feature = "std", test)), deny(unsafe_code))]
 
 extern crate alloc;
 #[cfg(any(loom, feature = "std"))]

@@ -64,6 +64,7 @@
 //! The completion window (claim → `FwpsCompleteOperation0` → finish) runs at DISPATCH_LEVEL
 //! ([`Platform::raise_to_dispatch`]) so that it cannot be preempted on its CPU by a DPC that is
 //! waiting for it.
+#![deny(unsafe_code)]
 
 use alloc::vec::Vec;
 
@@ -429,7 +430,12 @@ impl<P: Platform> Core<P> {
     }
 
     /// The claim for a verdict, and the cache entry for its reauthorization, in one critical section.
-    fn claim_for_verdict(&self, id: PendId, verdict: Verdict, now: Ticks) -> Result<Claimed<P::PendContext>, VerdictError> {
+    fn claim_for_verdict(
+        &self,
+        id: PendId,
+        verdict: Verdict,
+        now: Ticks,
+    ) -> Result<Claimed<P::PendContext>, VerdictError> {
         self.state.with(|state| {
             let claimed = state.table.claim_by_id(id, Resolution::Verdict)?;
             // Cache before completing: the reauthorization classify may run inside
@@ -463,17 +469,17 @@ impl<P: Platform> Core<P> {
         // Claim and complete this endpoint's Pended entries one at a time, inside the notification,
         // while the endpoint is still alive.
         let in_flight = loop {
-            let step = self.state.with(|state| {
-                match state.table.scan_endpoint(endpoint) {
-                    (Some(index), _) => Ok(state.table.claim_slot(index, Resolution::Teardown)),
-                    (None, _) => {
-                        state.cache.purge_endpoint(endpoint);
-                        let in_flight = state.table.detach_endpoint(endpoint);
-                        if in_flight > 0 {
-                            state.waits.insert(endpoint, ClosureWait { outstanding: in_flight, pend: None, registered: false });
-                        }
-                        Err(in_flight)
+            let step = self.state.with(|state| match state.table.scan_endpoint(endpoint) {
+                (Some(index), _) => Ok(state.table.claim_slot(index, Resolution::Teardown)),
+                (None, _) => {
+                    state.cache.purge_endpoint(endpoint);
+                    let in_flight = state.table.detach_endpoint(endpoint);
+                    if in_flight > 0 {
+                        state
+                            .waits
+                            .insert(endpoint, ClosureWait { outstanding: in_flight, pend: None, registered: false });
                     }
+                    Err(in_flight)
                 }
             });
             match step {

@@ -3,6 +3,7 @@
 //! Compiled only under `cfg(loom)` or the `planted-bugs` feature, never in the driver. Each
 //! variant undoes one part of the claim protocol; see [`crate::lifecycle`] for what that part
 //! guarantees.
+#![deny(unsafe_code)]
 
 use crate::table::{Claimed, PendTable, VerdictError};
 use crate::types::{PendId, Resolution};

@@ -2,6 +2,7 @@
 //!
 //! Counters are relaxed `core` atomics even under loom on purpose: their values never decide
 //! anything, and keeping them out of loom's exploration keeps the models about the protocol.
+#![deny(unsafe_code)]
 
 use core::sync::atomic::{AtomicU64, Ordering};
 

@@ -5,10 +5,11 @@
 //! `loom` facade). This module and the platform implementations are the only places in the crate
 //! that contain `unsafe`.
 
+// Used by the host platform's lock and rundown (the driver's come from the kernel).
+#[cfg(all(not(loom), feature = "std"))]
+pub(crate) use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-#[cfg(not(loom))]
-pub(crate) use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::platform::RawSpinLock;
 

@@ -3,6 +3,7 @@
 //!
 //! This is a plain data structure: every method runs under the core's lock, performs no allocation
 //! and no call into WFP. The state machine that uses it is documented in [`crate::lifecycle`].
+#![deny(unsafe_code)]
 
 use alloc::vec::Vec;
 
@@ -238,7 +239,6 @@ impl<C> PendTable<C> {
         Some(Claimed { id, context, key, resolution })
     }
 
-
     /// The first Pended entry on `endpoint`'s chain, and how many of its entries are Completing.
     pub(crate) fn scan_endpoint(&self, endpoint: EndpointHandle) -> (Option<u32>, u32) {
         let mut index = self.by_endpoint.get(&endpoint).copied().unwrap_or(NIL);
@@ -390,5 +390,121 @@ impl<C> PendTable<C> {
     /// Number of Pended (unclaimed) entries. O(n); for checks and statistics, not hot paths.
     pub(crate) fn count_in_state(&self, state: SlotState) -> u32 {
         self.slots.iter().filter(|s| s.state == state).count() as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::types::PendLayer;
+
+    fn facts(endpoint: u64) -> EntryFacts {
+        EntryFacts {
+            key: ConnectionKey {
+                endpoint: EndpointHandle(endpoint),
+                layer: PendLayer::AuthConnect,
+                protocol: 6,
+                remote_address: [192, 0, 2, 1].into(),
+                remote_port: 443,
+            },
+            direction: Direction::Outbound,
+            local_address: [10, 0, 0, 1].into(),
+            local_port: 1234,
+            process_id: 1,
+            app_path: Vec::new(),
+            pended_at: Ticks(0),
+        }
+    }
+
+    fn pended(table: &mut PendTable<u32>, endpoint: u64, context: u32) -> PendId {
+        let id = table.reserve().unwrap();
+        table.publish(id, context, facts(endpoint));
+        id
+    }
+
+    #[test]
+    fn ids_are_checked_and_die_with_their_entry() {
+        let mut table = PendTable::<u32>::try_new(2, 0).unwrap();
+        let id = pended(&mut table, 1, 10);
+        assert_eq!(table.claim_by_id(PendId::from_raw(0), Resolution::Verdict).err(), Some(VerdictError::UnknownId));
+        let forged = PendId::new(id.slot(), id.generation() + 5);
+        assert_eq!(table.claim_by_id(forged, Resolution::Verdict).err(), Some(VerdictError::UnknownId));
+        let out_of_range = PendId::new(99, 1);
+        assert_eq!(table.claim_by_id(out_of_range, Resolution::Verdict).err(), Some(VerdictError::UnknownId));
+        let claimed = table.claim_by_id(id, Resolution::Verdict).unwrap();
+        assert_eq!(claimed.context, 10);
+        assert_eq!(table.claim_by_id(id, Resolution::Verdict).err(), Some(VerdictError::BeingResolved));
+        assert_eq!(table.finish(id), None);
+        assert_eq!(table.claim_by_id(id, Resolution::Verdict).err(), Some(VerdictError::LateVerdict));
+        // The slot is reused under a new generation; the old id still cannot reach it.
+        let reused = pended(&mut table, 2, 20);
+        assert_eq!(reused.slot(), id.slot());
+        assert_ne!(reused, id);
+        assert_eq!(table.claim_by_id(id, Resolution::Verdict).err(), Some(VerdictError::LateVerdict));
+    }
+
+    #[test]
+    fn reserved_entries_are_invisible_until_published() {
+        let mut table = PendTable::<u32>::try_new(1, 0).unwrap();
+        let id = table.reserve().unwrap();
+        assert!(table.reserve().is_none(), "capacity is a hard ceiling");
+        assert_eq!(table.claim_by_id(id, Resolution::Verdict).err(), Some(VerdictError::UnknownId));
+        assert!(table.oldest().is_none());
+        table.unreserve(id);
+        assert_eq!(table.in_use, 0);
+        assert!(table.reserve().is_some());
+    }
+
+    #[test]
+    fn teardown_detaches_and_counts_in_flight() {
+        let mut table = PendTable::<u32>::try_new(4, 0).unwrap();
+        let a = pended(&mut table, 1, 1);
+        let _b = pended(&mut table, 1, 2);
+        let c = pended(&mut table, 2, 3);
+        let claimed = table.claim_by_id(a, Resolution::Verdict).unwrap();
+        let (next, _) = table.scan_endpoint(EndpointHandle(1));
+        let other = table.claim_slot(next.unwrap(), Resolution::Teardown).unwrap();
+        assert_eq!(table.finish(other.id), None);
+        assert_eq!(table.scan_endpoint(EndpointHandle(1)), (None, 1), "one completion still in flight");
+        assert_eq!(table.detach_endpoint(EndpointHandle(1)), 1);
+        assert_eq!(table.scan_endpoint(EndpointHandle(1)), (None, 0));
+        // The in-flight completion's finish reports the waiting teardown.
+        assert_eq!(table.finish(claimed.id), Some(EndpointHandle(1)));
+        // Endpoint 2 is untouched.
+        assert_eq!(table.scan_endpoint(EndpointHandle(2)).0, Some(c.slot()));
+    }
+
+    #[test]
+    fn delivery_follows_age_order_and_skips_resolved() {
+        let mut table = PendTable::<u32>::try_new(4, 0).unwrap();
+        let a = pended(&mut table, 1, 1);
+        let b = pended(&mut table, 2, 2);
+        let c = pended(&mut table, 3, 3);
+        let mut seen = Vec::new();
+        assert_eq!(
+            table.deliver(1, |id, _| {
+                seen.push(id);
+                true
+            }),
+            1
+        );
+        let claimed = table.claim_by_id(b, Resolution::Timeout).unwrap();
+        table.finish(claimed.id);
+        assert_eq!(
+            table.deliver(10, |id, _| {
+                seen.push(id);
+                true
+            }),
+            1
+        );
+        assert_eq!(seen, [a, c]);
+        assert!(!table.has_undelivered());
+        // A visitor that refuses (buffer full) leaves the entry undelivered.
+        let d = pended(&mut table, 4, 4);
+        assert_eq!(table.deliver(10, |_, _| false), 0);
+        assert!(table.has_undelivered());
+        assert_eq!(table.deliver(10, |id, _| id == d), 1);
     }
 }

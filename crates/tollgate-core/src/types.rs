@@ -1,4 +1,5 @@
 //! The FFI-free vocabulary shared by the core, the callout shims, the protocol and the model.
+#![deny(unsafe_code)]
 
 use core::net::IpAddr;
 

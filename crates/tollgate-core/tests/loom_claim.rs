@@ -15,8 +15,8 @@ use loom::thread;
 use tollgate_core::host::{AtomicRundown, HostCompletionHandle, HostPlatform};
 use tollgate_core::planted::PlantedBug;
 use tollgate_core::{
-    ClassifyDecision, ClassifyRequest, ConnectionFacts, Core, CoreConfig, Direction, EndpointHandle, PendId,
-    PendLayer, RuntimeConfig, TeardownOutcome, TeardownSource, Ticks, Verdict, VerdictError,
+    ClassifyDecision, ClassifyRequest, ConnectionFacts, Core, CoreConfig, Direction, EndpointHandle, PendId, PendLayer,
+    RuntimeConfig, TeardownOutcome, TeardownSource, Ticks, Verdict, VerdictError,
 };
 
 const E1: EndpointHandle = EndpointHandle(0x1000);
@@ -38,7 +38,11 @@ fn new_core(bug: PlantedBug) -> Arc<Core<HostPlatform>> {
         cache_capacity: 4,
         cache_ttl: Ticks::SECOND,
         teardown_spin_limit: u32::MAX,
-        runtime: RuntimeConfig { default_verdict: Verdict::Block, pend_timeout: Ticks::from_millis(100), max_pended: 4 },
+        runtime: RuntimeConfig {
+            default_verdict: Verdict::Block,
+            pend_timeout: Ticks::from_millis(100),
+            max_pended: 4,
+        },
     };
     let mut core = Core::new(HostPlatform::new(), AtomicRundown::default(), config).unwrap();
     core.plant_bug(bug);

@@ -1,0 +1,151 @@
+//! S4: after start-up the core never allocates on its hot paths — classify (with an empty app
+//! path), reauthorization, verdict, teardown, timeout, cleanup, delivery — however much churn it
+//! sees, because an allocation failure at DISPATCH_LEVEL must not be able to take anything down.
+//! The only allocation on those paths is the fallible copy of a non-empty app path.
+//!
+//! Measured with a counting global allocator, so this file is its own test binary.
+#![allow(clippy::unwrap_used, clippy::panic, missing_docs)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use tollgate_core::host::{AtomicRundown, HostCompletionHandle, HostPlatform};
+use tollgate_core::{
+    ClassifyDecision, ClassifyRequest, ConnectionFacts, Core, CoreConfig, Direction, EndpointHandle, PendLayer,
+    RuntimeConfig, TeardownSource, Ticks, Verdict,
+};
+
+struct CountingAllocator;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards every call unchanged to the system allocator; the counter has no effect on memory.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: the caller's contract for `alloc` is passed through unchanged.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` was allocated by `System` with `layout` (every allocation goes through it).
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+/// The counter is global: tests in this binary must not overlap.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Allocations made by `f`.
+fn allocations_during(f: impl FnOnce()) -> usize {
+    ALLOCATIONS.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    f();
+    COUNTING.store(false, Ordering::SeqCst);
+    ALLOCATIONS.load(Ordering::SeqCst)
+}
+
+fn request(endpoint: u64, remote: u8, reauth: bool, app_path: &[u16]) -> ClassifyRequest<'_, HostCompletionHandle> {
+    ClassifyRequest {
+        endpoint: EndpointHandle(endpoint),
+        completion_handle: HostCompletionHandle { endpoint: EndpointHandle(endpoint) },
+        is_reauthorization: reauth,
+        can_write_action: true,
+        facts: ConnectionFacts {
+            layer: PendLayer::AuthConnect,
+            protocol: 17,
+            direction: Direction::Outbound,
+            local_address: [10, 0, 0, 1].into(),
+            local_port: 5000,
+            remote_address: [203, 0, 113, remote].into(),
+            remote_port: 53,
+            process_id: 7,
+            app_path,
+        },
+    }
+}
+
+/// One round of churn over every hot path. The host platform's oracle records completions in
+/// hash sets of its own, so it is excluded by pre-sizing: only the core is measured.
+fn churn(core: &Core<HostPlatform>, round: u64, app_path: &[u16]) {
+    let endpoint = 0x8000 + round % 97;
+    core.platform().endpoint_created(EndpointHandle(endpoint));
+    let mut first = None;
+    for remote in 0..3u8 {
+        if let ClassifyDecision::Pended(id) = core.classify(request(endpoint, remote, false, app_path)) {
+            first = first.or(Some(id));
+        }
+    }
+    core.deliver_pending(2, |_| true);
+    if let Some(id) = first {
+        core.apply_verdict(id, Verdict::Permit).unwrap();
+        let _ = core.apply_verdict(id, Verdict::Block); // late
+    }
+    core.classify(request(endpoint, 0, true, app_path));
+    if round % 3 == 0 {
+        core.platform().advance(Ticks::SECOND);
+        core.run_deferred_work();
+    }
+    if round % 11 == 0 {
+        core.detach_service();
+        core.attach_service().unwrap();
+    }
+    core.endpoint_teardown(EndpointHandle(endpoint), TeardownSource::EndpointClosure, Some(EndpointHandle(endpoint)));
+    core.platform().notification_returned(EndpointHandle(endpoint));
+}
+
+fn new_core() -> Core<HostPlatform> {
+    let config = CoreConfig {
+        capacity: 64,
+        cache_capacity: 32,
+        cache_ttl: Ticks::from_millis(60_000),
+        teardown_spin_limit: 10,
+        runtime: RuntimeConfig { default_verdict: Verdict::Block, pend_timeout: Ticks::from_millis(500), max_pended: 64 },
+    };
+    let core = Core::new(HostPlatform::new(), AtomicRundown::default(), config).unwrap();
+    core.attach_service().unwrap();
+    core
+}
+
+#[test]
+fn hot_paths_never_allocate_after_start() {
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let core = new_core();
+    let before = core.stats().pended;
+    let allocations = allocations_during(|| {
+        for round in 0..20_000 {
+            churn(&core, round, &[]);
+        }
+    });
+    let pends = core.stats().pended - before;
+    assert!(pends > 40_000, "the churn must pend ({pends})");
+    // The host oracle's own sets grow by doubling (a few dozen allocations in all); one allocation
+    // per pend in the core would be tens of thousands.
+    assert!(allocations < 200, "{allocations} allocations for {pends} pends: the core allocates on a hot path");
+    core.begin_unload();
+    core.wait_for_callbacks();
+    core.platform().assert_quiescent();
+}
+
+#[test]
+fn app_path_copy_is_the_only_allocation_per_pend() {
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let core = new_core();
+    let path: Vec<u16> = "\\device\\harddiskvolume3\\app.exe".encode_utf16().collect();
+    let before = core.stats().pended;
+    let allocations = allocations_during(|| {
+        for round in 0..5_000 {
+            churn(&core, round, &path);
+        }
+    }) as u64;
+    let pends = core.stats().pended - before;
+    assert!(pends > 10_000, "the churn must pend ({pends})");
+    assert!(allocations >= pends, "each pend copies its app path");
+    assert!(allocations < pends + 200, "{allocations} allocations for {pends} pends: more than the path copy");
+}
