@@ -106,7 +106,11 @@ fn new_core() -> Core<HostPlatform> {
         cache_capacity: 32,
         cache_ttl: Ticks::from_millis(60_000),
         teardown_spin_limit: 10,
-        runtime: RuntimeConfig { default_verdict: Verdict::Block, pend_timeout: Ticks::from_millis(500), max_pended: 64 },
+        runtime: RuntimeConfig {
+            default_verdict: Verdict::Block,
+            pend_timeout: Ticks::from_millis(500),
+            max_pended: 64,
+        },
     };
     let core = Core::new(HostPlatform::new(), AtomicRundown::default(), config).unwrap();
     core.attach_service().unwrap();
