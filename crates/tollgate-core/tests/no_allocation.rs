@@ -88,11 +88,11 @@ fn churn(core: &Core<HostPlatform>, round: u64, app_path: &[u16]) {
         let _ = core.apply_verdict(id, Verdict::Block); // late
     }
     core.classify(request(endpoint, 0, true, app_path));
-    if round % 3 == 0 {
+    if round.is_multiple_of(3) {
         core.platform().advance(Ticks::SECOND);
         core.run_deferred_work();
     }
-    if round % 11 == 0 {
+    if round.is_multiple_of(11) {
         core.detach_service();
         core.attach_service().unwrap();
     }
