@@ -285,7 +285,7 @@ impl<P: Platform> Core<P> {
             return ClassifyDecision::NoRight;
         }
         let Some(_guard) = self.enter() else {
-            return self.decide_default_unlocked(DecisionReason::Unloading);
+            return self.decide_default(DecisionReason::Unloading);
         };
         let now = self.platform.now();
         let key = request.facts.key(request.endpoint);
@@ -309,7 +309,7 @@ impl<P: Platform> Core<P> {
         // Copy the app path before taking the lock: the only allocation on this path, fallible.
         let mut app_path = Vec::new();
         if app_path.try_reserve_exact(request.facts.app_path.len()).is_err() {
-            return self.decide_default_unlocked(DecisionReason::AllocationFailed);
+            return self.decide_default(DecisionReason::AllocationFailed);
         }
         app_path.extend_from_slice(request.facts.app_path);
 
@@ -356,7 +356,7 @@ impl<P: Platform> Core<P> {
         }
     }
 
-    fn decide_default_unlocked(&self, reason: DecisionReason) -> ClassifyDecision {
+    fn decide_default(&self, reason: DecisionReason) -> ClassifyDecision {
         let verdict = self.state.with(|state| state.runtime.default_verdict);
         self.decided(verdict, reason)
     }
@@ -386,9 +386,23 @@ impl<P: Platform> Core<P> {
         });
         if let Some(pend) = closure {
             // The endpoint's teardown notification was pended waiting for us; it may now return.
-            // https://learn.microsoft.com/en-us/windows-hardware/drivers/ddi/fwpsk/nf-fwpsk-fwpscompleteclassify0
-            self.platform.complete_closure(pend);
-            self.stats.closures_completed.bump();
+            self.release_notification(pend);
+        }
+    }
+
+    /// Lets a pended teardown notification return to WFP. IRQL: ≤ DISPATCH_LEVEL; never from the
+    /// classifyFn that pended it.
+    fn release_notification(&self, pend: P::ClosurePend) {
+        // https://learn.microsoft.com/en-us/windows-hardware/drivers/ddi/fwpsk/nf-fwpsk-fwpscompleteclassify0
+        self.platform.complete_closure(pend);
+        self.stats.closures_completed.bump();
+    }
+
+    /// Completes the notifications queued because their completions finished while they were being
+    /// pended. IRQL: ≤ DISPATCH_LEVEL.
+    fn complete_ready_notifications(&self) {
+        while let Some(pend) = self.state.with(|state| state.ready_closures.pop()) {
+            self.release_notification(pend);
         }
     }
 
@@ -534,8 +548,7 @@ impl<P: Platform> Core<P> {
                 if let Some(pend) = queued {
                     // Unreachable by construction (one queued notification per slot at most); if it
                     // ever happened, completing late beats leaking the classify handle.
-                    self.platform.complete_closure(pend);
-                    self.stats.closures_completed.bump();
+                    self.release_notification(pend);
                 } else {
                     self.platform.request_deferred_work();
                 }
@@ -598,10 +611,7 @@ impl<P: Platform> Core<P> {
     pub fn run_deferred_work(&self) -> u32 {
         let Some(_guard) = self.enter() else { return 0 };
         let _dispatch = self.platform.raise_to_dispatch();
-        while let Some(pend) = self.state.with(|state| state.ready_closures.pop()) {
-            self.platform.complete_closure(pend);
-            self.stats.closures_completed.bump();
-        }
+        self.complete_ready_notifications();
         let now = self.platform.now();
         let timeout = self.state.with(|state| state.runtime.pend_timeout);
         let mut expired = 0;
@@ -731,10 +741,7 @@ impl<P: Platform> Core<P> {
     pub fn wait_for_callbacks(&self) {
         // https://learn.microsoft.com/en-us/windows-hardware/drivers/ddi/wdm/nf-wdm-exwaitforrundownprotectionrelease
         self.rundown.wait_for_release();
-        while let Some(pend) = self.state.with(|state| state.ready_closures.pop()) {
-            self.platform.complete_closure(pend);
-            self.stats.closures_completed.bump();
-        }
+        self.complete_ready_notifications();
     }
 
     /// Pended + Completing + Reserved entries. IRQL: ≤ DISPATCH_LEVEL.
