@@ -5,6 +5,7 @@
 //! Miri:
 //! - [`lifecycle`]: the [`Core`], its claim protocol and its state machine (start there);
 //! - the per-endpoint pend table (slab + endpoint index + age list) and the bounded verdict cache;
+//! - [`stream`]: the inspected-flow table of the stream callout (bounded copy-out, no pointers);
 //! - [`platform`]: what the core needs from its host (lock, rundown, clock, pend/complete);
 //! - `host` (feature `std`, and under loom): a host platform whose oracle fails loudly on a double
 //!   or late completion.
@@ -23,6 +24,7 @@ pub mod lifecycle;
 pub mod planted;
 pub mod platform;
 mod stats;
+pub mod stream;
 mod sync;
 mod table;
 mod types;
@@ -31,7 +33,8 @@ mod types;
 pub mod host;
 
 pub use lifecycle::{
-    ClassifyDecision, ClassifyRequest, Core, CoreError, DecisionReason, PendedConnection, TeardownOutcome,
+    ClassifyDecision, ClassifyOutWrite, ClassifyRequest, Core, CoreError, DecisionReason, PendedConnection,
+    TeardownOutcome,
 };
 pub use platform::{Platform, PlatformError, RawSpinLock, Rundown, Ticks};
 pub use stats::StatsSnapshot;

@@ -97,6 +97,43 @@ pub enum ClassifyDecision {
     Pended(PendId),
 }
 
+/// Exactly what a callout shim writes into `FWPS_CLASSIFY_OUT0` for a [`ClassifyDecision`]: the
+/// one place this mapping lives, shared by the kernel shims and the WFP model's driver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClassifyOutWrite {
+    /// `actionType`: `FWP_ACTION_PERMIT` or `FWP_ACTION_BLOCK`.
+    pub action: Verdict,
+    /// Set `FWPS_CLASSIFY_OUT_FLAG_ABSORB` (a pended operation).
+    pub absorb: bool,
+    /// Clear `FWPS_RIGHT_ACTION_WRITE`, so a lower-weight filter cannot override a block or a pend.
+    pub clear_write_right: bool,
+}
+
+impl ClassifyDecision {
+    /// What to write into classifyOut; `None`: leave it exactly as it is (no write right).
+    ///
+    /// - pended: BLOCK + ABSORB + clear the write right, as
+    ///   <https://learn.microsoft.com/en-us/windows-hardware/drivers/ddi/fwpsk/nf-fwpsk-fwpspendoperation0>
+    ///   and Microsoft's inspect sample do;
+    /// - block: BLOCK + clear the write right (a veto), permit: PERMIT and keep it, per
+    ///   <https://learn.microsoft.com/en-us/windows-hardware/drivers/network/processing-classify-callouts>.
+    #[must_use]
+    pub const fn classify_out(&self) -> Option<ClassifyOutWrite> {
+        match *self {
+            ClassifyDecision::NoRight => None,
+            ClassifyDecision::Decide { verdict: Verdict::Permit, .. } => {
+                Some(ClassifyOutWrite { action: Verdict::Permit, absorb: false, clear_write_right: false })
+            }
+            ClassifyDecision::Decide { verdict: Verdict::Block, .. } => {
+                Some(ClassifyOutWrite { action: Verdict::Block, absorb: false, clear_write_right: true })
+            }
+            ClassifyDecision::Pended(_) => {
+                Some(ClassifyOutWrite { action: Verdict::Block, absorb: true, clear_write_right: true })
+            }
+        }
+    }
+}
+
 /// Why a classify was decided inline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DecisionReason {

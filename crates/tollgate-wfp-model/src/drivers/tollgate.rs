@@ -1,0 +1,304 @@
+//! Tollgate's real driver logic on the model: the core's [`Core`] and [`FlowTable`] behind the
+//! model's counterpart of the callout shims, plus DriverEntry's registration and DriverUnload's
+//! S5 sequence.
+//!
+//! This file only translates: the model's classify call into the core's request, the core's
+//! decision into classifyOut (through [`ClassifyDecision::classify_out`], the mapping the kernel
+//! shims use too). Every decision is the core's.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tollgate_core::stream::{FlowId, FlowTable, StreamSegment};
+use tollgate_core::{
+    ClassifyDecision, ClassifyRequest, ConnectionFacts, Core, CoreConfig, CoreError, Direction, EndpointHandle,
+    PendLayer, Platform, TeardownSource, Verdict,
+};
+use tollgate_wfp_sys::{
+    FWPS_STREAM_FLAG_RECEIVE_ABORT, FWPS_STREAM_FLAG_RECEIVE_DISCONNECT, FWPS_STREAM_FLAG_SEND,
+    FWPS_STREAM_FLAG_SEND_ABORT, FWPS_STREAM_FLAG_SEND_DISCONNECT, STATUS_DEVICE_BUSY, STATUS_SUCCESS,
+};
+
+use crate::callout::{Action, CalloutDriver, ClassifyCall, ClassifyOut, Layer, StreamAction};
+use crate::engine::Engine;
+use crate::platform::{ModelPlatform, ModelRundown, ModelSpinLock, NotificationRequest};
+
+/// How many flows the stream callout tracks at once.
+pub const FLOW_CAPACITY: u32 = 4_096;
+
+/// What DriverUnload did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UnloadReport {
+    /// Pends completed with the default verdict by the unload sweep.
+    pub pends_completed: u32,
+    /// Flow contexts removed before unregistering.
+    pub flow_contexts_removed: u32,
+    /// `STATUS_DEVICE_BUSY` answers before the callouts unregistered.
+    pub unregister_retries: u32,
+}
+
+/// Tollgate's driver on the model.
+pub struct TollgateDriver {
+    core: Core<ModelPlatform>,
+    flows: FlowTable<ModelSpinLock>,
+    registered: Mutex<Registered>,
+}
+
+#[derive(Default)]
+struct Registered {
+    callouts: Vec<(Layer, u32)>,
+    filters: Vec<u64>,
+    /// flow id (the engine's flow handle) for each flow context we associated.
+    flows: Vec<(u64, FlowId)>,
+}
+
+/// Why the driver could not load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadError {
+    /// The core could not allocate its tables.
+    Core(CoreError),
+    /// The flow table could not be allocated.
+    FlowTable,
+    /// `FwpsCalloutRegister3` failed.
+    Register(i32),
+}
+
+impl TollgateDriver {
+    /// DriverEntry: allocates the core, registers a callout at every layer and adds a filter for
+    /// each (the kernel shell does the same in one Fwpm transaction on a dynamic session).
+    ///
+    /// # Errors
+    /// [`LoadError`] when any step fails; everything already registered is undone.
+    pub fn load(engine: &Arc<Engine>, config: CoreConfig) -> Result<Arc<TollgateDriver>, LoadError> {
+        let core = Core::new(ModelPlatform::new(engine.clone()), ModelRundown::new(engine.clone()), config)
+            .map_err(LoadError::Core)?;
+        let flows = FlowTable::new(FLOW_CAPACITY).map_err(|_| LoadError::FlowTable)?;
+        let driver = Arc::new(TollgateDriver { core, flows, registered: Mutex::new(Registered::default()) });
+        for layer in Layer::ALL {
+            let has_flow_delete = layer == Layer::Stream;
+            match engine.register_callout(layer, driver.clone(), has_flow_delete) {
+                Ok(id) => driver.registered().callouts.push((layer, id)),
+                Err(status) => {
+                    driver.unregister_all(engine);
+                    return Err(LoadError::Register(status));
+                }
+            }
+        }
+        let callouts = driver.registered().callouts.clone();
+        for (layer, id) in callouts {
+            let filter = engine.add_filter(layer, id);
+            driver.registered().filters.push(filter);
+        }
+        Ok(driver)
+    }
+
+    fn registered(&self) -> std::sync::MutexGuard<'_, Registered> {
+        self.registered.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn unregister_all(&self, engine: &Engine) -> u32 {
+        let mut retries = 0_u32;
+        let callouts = std::mem::take(&mut self.registered().callouts);
+        for (_, id) in callouts {
+            // STATUS_DEVICE_BUSY while a flow context is still associated; remove them and retry.
+            // https://learn.microsoft.com/en-us/windows-hardware/drivers/ddi/fwpsk/nf-fwpsk-fwpscalloutunregisterbyid0
+            while engine.unregister_callout(id) == STATUS_DEVICE_BUSY && !engine.halted() {
+                retries = retries.saturating_add(1);
+                engine.pump();
+                self.core.platform().relax_at_passive();
+                if retries > 10_000 {
+                    break;
+                }
+            }
+        }
+        retries
+    }
+
+    /// The core (for the IOCTL dispatch and the report).
+    #[must_use]
+    pub fn core(&self) -> &Core<ModelPlatform> {
+        &self.core
+    }
+
+    /// Flows being inspected now.
+    #[must_use]
+    pub fn live_flows(&self) -> usize {
+        self.flows.live_count()
+    }
+
+    /// The DPC / work item: runs the core's deferred work if it asked for it, and timeouts.
+    /// IRQL: DISPATCH_LEVEL (a DPC).
+    pub fn run_timer(&self) -> u32 {
+        let _dispatch = crate::irql::raise(crate::irql::Irql::Dispatch);
+        let _ = self.core.platform().take_deferred_request();
+        self.core.run_deferred_work()
+    }
+
+    /// DriverUnload, S5: remove the filters (so no new classify starts and nothing is left to act
+    /// as BLOCK), close the core's gate and complete every pend, remove every flow context, then
+    /// unregister the callouts (retrying on `STATUS_DEVICE_BUSY`), then wait for every callback
+    /// still running. PASSIVE_LEVEL.
+    pub fn unload(&self, engine: &Engine) -> UnloadReport {
+        let mut report = UnloadReport::default();
+        let filters = std::mem::take(&mut self.registered().filters);
+        for filter in filters {
+            let _ = engine.delete_filter(filter);
+        }
+        report.pends_completed = self.core.begin_unload();
+        engine.pump();
+        let stream_callout = self.registered().callouts.iter().find(|(l, _)| *l == Layer::Stream).map(|(_, id)| *id);
+        let flows = std::mem::take(&mut self.registered().flows);
+        if let Some(callout) = stream_callout {
+            for (flow, _) in flows {
+                // SUCCESS: flowDeleteFn ran; PENDING: it will run (the engine's queue). Either way
+                // the context is gone from the flow.
+                // https://learn.microsoft.com/en-us/windows-hardware/drivers/ddi/fwpsk/nf-fwpsk-fwpsflowremovecontext0
+                let status = engine.fwps_flow_remove_context0(flow, Layer::Stream, callout);
+                if status == STATUS_SUCCESS || status == tollgate_wfp_sys::STATUS_PENDING {
+                    report.flow_contexts_removed = report.flow_contexts_removed.saturating_add(1);
+                }
+            }
+        }
+        engine.pump();
+        report.unregister_retries = self.unregister_all(engine);
+        engine.pump();
+        self.core.wait_for_callbacks();
+        report
+    }
+
+    fn facts<'a>(call: &'a ClassifyCall, layer: PendLayer) -> ConnectionFacts<'a> {
+        ConnectionFacts {
+            layer,
+            protocol: call.values.protocol.number(),
+            direction: Direction::Outbound,
+            local_address: call.values.local.ip(),
+            local_port: call.values.local.port(),
+            remote_address: call.values.remote.ip(),
+            remote_port: call.values.remote.port(),
+            process_id: call.values.process_id,
+            app_path: &call.values.app_id,
+        }
+    }
+
+    fn classify_pendable(&self, call: &ClassifyCall, out: &mut ClassifyOut, layer: PendLayer) {
+        let Some(endpoint) = call.metadata.transport_endpoint_handle else {
+            // No endpoint handle: nothing to key a pend on; decide by default (fail-closed).
+            write_decision(out, self.core.runtime_config().default_verdict, false);
+            return;
+        };
+        let decision = self.core.classify(ClassifyRequest {
+            endpoint: EndpointHandle(endpoint),
+            completion_handle: call.metadata.completion_handle,
+            is_reauthorization: call.is_reauthorize,
+            can_write_action: out.write_right,
+            facts: Self::facts(call, layer),
+        });
+        apply(out, decision);
+    }
+
+    fn classify_teardown(&self, call: &ClassifyCall, out: &mut ClassifyOut, source: TeardownSource) {
+        if let Some(endpoint) = call.metadata.transport_endpoint_handle {
+            let request = NotificationRequest { classify_context: call.classify_context, filter_id: call.filter_id };
+            let _ = self.core.endpoint_teardown(EndpointHandle(endpoint), source, Some(request));
+        }
+        if out.write_right {
+            out.action = Some(Action::Continue);
+        }
+    }
+
+    fn classify_flow_established(&self, engine: &Engine, call: &ClassifyCall, out: &mut ClassifyOut) {
+        if out.write_right {
+            out.action = Some(Action::Continue);
+        }
+        let (Some(flow), Some(endpoint)) = (call.metadata.flow_handle, call.metadata.transport_endpoint_handle) else {
+            return;
+        };
+        if call.values.protocol != crate::callout::Protocol::Tcp {
+            return;
+        }
+        let Some(stream_callout) =
+            self.registered().callouts.iter().find(|(l, _)| *l == Layer::Stream).map(|(_, id)| *id)
+        else {
+            return;
+        };
+        let Some(id) = self.flows.attach(EndpointHandle(endpoint)) else {
+            return;
+        };
+        // https://learn.microsoft.com/en-us/windows-hardware/drivers/ddi/fwpsk/nf-fwpsk-fwpsflowassociatecontext0
+        if engine.fwps_flow_associate_context0(flow, Layer::Stream, stream_callout, id.to_raw()) == STATUS_SUCCESS {
+            self.registered().flows.push((flow, id));
+        } else {
+            let _ = self.flows.remove(id);
+        }
+    }
+
+    fn classify_stream(&self, engine: &Engine, call: &ClassifyCall, out: &mut ClassifyOut) {
+        // S6: layerData and streamData may be NULL; read only within this call; always set both
+        // actions; never NEED_MORE_DATA.
+        let (segment, data, length) = match call.stream {
+            Some(packet) => {
+                let disconnect_flags = FWPS_STREAM_FLAG_SEND_DISCONNECT
+                    | FWPS_STREAM_FLAG_RECEIVE_DISCONNECT
+                    | FWPS_STREAM_FLAG_SEND_ABORT
+                    | FWPS_STREAM_FLAG_RECEIVE_ABORT;
+                let length = if packet.stream_data.is_some() { packet.data_length } else { 0 };
+                (
+                    StreamSegment {
+                        outbound: packet.flags & FWPS_STREAM_FLAG_SEND != 0,
+                        length,
+                        disconnect: packet.flags & disconnect_flags != 0,
+                    },
+                    packet.stream_data,
+                    length,
+                )
+            }
+            None => (StreamSegment { outbound: false, length: 0, disconnect: false }, None, 0),
+        };
+        let now = engine.now();
+        let _ = self.flows.on_segment(FlowId::from_raw(call.flow_context), segment, now, |buffer| match data {
+            Some(data) => engine.fwps_copy_stream_data_to_buffer0(data, buffer),
+            None => 0,
+        });
+        out.action = Some(Action::Permit);
+        out.stream_action = Some(StreamAction::None);
+        out.count_bytes_enforced = length;
+    }
+}
+
+fn write_decision(out: &mut ClassifyOut, verdict: Verdict, absorb: bool) {
+    out.action = Some(match verdict {
+        Verdict::Permit => Action::Permit,
+        Verdict::Block => Action::Block,
+    });
+    out.absorb |= absorb;
+}
+
+fn apply(out: &mut ClassifyOut, decision: ClassifyDecision) {
+    if let Some(write) = decision.classify_out() {
+        write_decision(out, write.action, write.absorb);
+        if write.clear_write_right {
+            out.write_right = false;
+        }
+    }
+}
+
+impl CalloutDriver for TollgateDriver {
+    fn classify(&self, engine: &Engine, call: &ClassifyCall, out: &mut ClassifyOut) {
+        match call.layer {
+            Layer::ResourceAssignment => self.classify_pendable(call, out, PendLayer::ResourceAssignment),
+            Layer::AuthConnect => self.classify_pendable(call, out, PendLayer::AuthConnect),
+            Layer::FlowEstablished => self.classify_flow_established(engine, call, out),
+            Layer::Stream => self.classify_stream(engine, call, out),
+            Layer::EndpointClosure => self.classify_teardown(call, out, TeardownSource::EndpointClosure),
+            Layer::ResourceRelease => self.classify_teardown(call, out, TeardownSource::ResourceRelease),
+        }
+    }
+
+    fn flow_delete(&self, _engine: &Engine, _layer: Layer, _callout_id: u32, flow_context: u64) {
+        // One table-removal path for every teardown signal (ARCHITECTURE.md §3).
+        if let Some(facts) = self.flows.remove(FlowId::from_raw(flow_context)) {
+            let _ = self.core.endpoint_teardown(facts.endpoint, TeardownSource::FlowDelete, None);
+        }
+        let id = FlowId::from_raw(flow_context);
+        self.registered().flows.retain(|(_, f)| *f != id);
+    }
+}
