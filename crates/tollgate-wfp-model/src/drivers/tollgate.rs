@@ -38,6 +38,9 @@ pub struct UnloadReport {
 
 /// Tollgate's driver on the model.
 pub struct TollgateDriver {
+    /// A known bug planted on purpose, so tests can show they catch it (feature `planted-bugs`).
+    #[cfg(feature = "planted-bugs")]
+    ignore_teardown: std::sync::atomic::AtomicBool,
     core: Core<ModelPlatform>,
     flows: FlowTable<ModelSpinLock>,
     registered: Mutex<Registered>,
@@ -72,7 +75,13 @@ impl TollgateDriver {
         let core = Core::new(ModelPlatform::new(engine.clone()), ModelRundown::new(engine.clone()), config)
             .map_err(LoadError::Core)?;
         let flows = FlowTable::new(FLOW_CAPACITY).map_err(|_| LoadError::FlowTable)?;
-        let driver = Arc::new(TollgateDriver { core, flows, registered: Mutex::new(Registered::default()) });
+        let driver = Arc::new(TollgateDriver {
+            #[cfg(feature = "planted-bugs")]
+            ignore_teardown: std::sync::atomic::AtomicBool::new(false),
+            core,
+            flows,
+            registered: Mutex::new(Registered::default()),
+        });
         for layer in Layer::ALL {
             let has_flow_delete = layer == Layer::Stream;
             match engine.register_callout(layer, driver.clone(), has_flow_delete) {
@@ -111,6 +120,12 @@ impl TollgateDriver {
             }
         }
         retries
+    }
+
+    /// Plants the bug of the naive driver in Tollgate's shim: teardown notifications are ignored.
+    #[cfg(feature = "planted-bugs")]
+    pub fn plant_ignore_teardown(&self) {
+        self.ignore_teardown.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The core (for the IOCTL dispatch and the report).
@@ -196,6 +211,11 @@ impl TollgateDriver {
     }
 
     fn classify_teardown(&self, call: &ClassifyCall, out: &mut ClassifyOut, source: TeardownSource) {
+        #[cfg(feature = "planted-bugs")]
+        if self.ignore_teardown.load(std::sync::atomic::Ordering::Relaxed) {
+            out.action = Some(Action::Continue);
+            return;
+        }
         if let Some(endpoint) = call.metadata.transport_endpoint_handle {
             let request = NotificationRequest { classify_context: call.classify_context, filter_id: call.filter_id };
             let _ = self.core.endpoint_teardown(EndpointHandle(endpoint), source, Some(request));
