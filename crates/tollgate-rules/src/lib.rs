@@ -262,6 +262,36 @@ impl RuleSet {
         Decision { action: self.default.into(), rule: None }
     }
 
+    /// Decides a bind (ALE_RESOURCE_ASSIGNMENT): only the local side is known, so conditions on
+    /// the remote address, remote port and domain cannot be evaluated yet.
+    ///
+    /// The first rule whose local-side conditions match decides, except that a `block` rule with
+    /// remote-side conditions is skipped: it blocks particular destinations, which the connect
+    /// (ALE_AUTH_CONNECT) decision enforces. So an app may bind when a rule could allow some of
+    /// its connections; an app that no rule allows gets the rule or default that would block it.
+    /// `q.remote` is ignored. Does not allocate (for application paths up to 2 KiB).
+    pub fn decide_bind(&self, q: &ConnectionQuery<'_>) -> Decision {
+        let mut stack = [0u8; APP_PATH_STACK];
+        let heap: String;
+        let path: &[u8] = match rule::fold_into(q.app_path, &mut stack) {
+            Some(len) => stack.get(..len).unwrap_or_default(),
+            None => {
+                heap = q.app_path.chars().flat_map(rule::fold).collect();
+                heap.as_bytes()
+            }
+        };
+        let app = Candidate::from_bytes(path);
+        for (index, rule) in self.rules.iter().enumerate() {
+            if rule.action == Action::Block && rule.has_remote_conditions() {
+                continue;
+            }
+            if rule.matches_local_side(q, &app) {
+                return Decision { action: rule.action, rule: Some(index) };
+            }
+        }
+        Decision { action: self.default.into(), rule: None }
+    }
+
     /// `decide` resolved to a final verdict with [`RuleSet::ask_fallback`], for callers that cannot ask.
     pub fn verdict(&self, q: &ConnectionQuery<'_>) -> Verdict {
         self.decide(q).action.resolve(self.ask_fallback)

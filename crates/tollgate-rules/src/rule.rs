@@ -67,6 +67,22 @@ impl Rule {
             && self.app.as_ref().is_none_or(|globs| globs.is_match_candidate(app))
     }
 
+    /// [`Rule::matches`] without the conditions a bind cannot know yet (remote address, remote
+    /// port, domain): used for ALE_RESOURCE_ASSIGNMENT, where only the local side exists.
+    pub(crate) fn matches_local_side(&self, q: &ConnectionQuery<'_>, app: &Candidate<'_>) -> bool {
+        self.direction.is_none_or(|d| d == q.direction)
+            && self.protocol.as_ref().is_none_or(|set| set.contains(q.protocol))
+            && self.pid.as_deref().is_none_or(|pids| pids.contains(&q.process_id))
+            && ports_match(self.local_port.as_deref(), q.local.port())
+            && nets_match(self.local.as_deref(), q.local.ip())
+            && self.app.as_ref().is_none_or(|globs| globs.is_match_candidate(app))
+    }
+
+    /// Whether the rule has a condition on the remote side (address, port or domain).
+    pub(crate) fn has_remote_conditions(&self) -> bool {
+        self.remote.is_some() || self.remote_port.is_some() || self.domain.is_some()
+    }
+
     /// Whether the domain is the rule's only condition (so a kernel-side domain filter can enforce it).
     pub(crate) fn is_domain_only(&self) -> bool {
         self.domain.is_some()

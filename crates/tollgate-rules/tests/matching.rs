@@ -444,3 +444,38 @@ fn rule_set_is_shareable_across_threads() {
         assert_eq!(handle.join().unwrap(), Decision { action: Action::Allow, rule: Some(1) });
     }
 }
+
+#[test]
+fn binds_ignore_remote_conditions_and_skip_destination_blocks() {
+    let rules = parse(
+        r#"
+default = "block"
+[[rule]]
+name = "no-firefox-to-lan"
+action = "block"
+app = "firefox.exe"
+remote = ["10.0.0.0/8"]
+[[rule]]
+name = "firefox-web"
+action = "allow"
+app = "firefox.exe"
+remote_port = [443]
+[[rule]]
+name = "no-unknown-apps"
+action = "block"
+app = "**\\downloads\\**"
+"#,
+    );
+    let bind = ConnectionQuery { remote: addr("0.0.0.0:0"), domain: None, ..query() };
+    // The destination block does not stop the bind; the allow rule (port unknown yet) does allow it.
+    assert_eq!(rules.decide_bind(&bind), Decision { action: Action::Allow, rule: Some(1) });
+    // The connect is still decided on the full rules.
+    let lan = ConnectionQuery { remote: addr("10.1.2.3:443"), ..query() };
+    assert_eq!(rules.decide(&lan).action, Action::Block);
+    // A block rule with local-side conditions only still blocks the bind.
+    let unknown = ConnectionQuery { app_path: UNKNOWN_APP, ..bind };
+    assert_eq!(rules.decide_bind(&unknown), Decision { action: Action::Block, rule: Some(2) });
+    // No rule for the app: the default.
+    let svchost = ConnectionQuery { app_path: SVCHOST, ..bind };
+    assert_eq!(rules.decide_bind(&svchost), Decision { action: Action::Block, rule: None });
+}
