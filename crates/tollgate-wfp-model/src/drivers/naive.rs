@@ -50,9 +50,22 @@ impl NaiveDriver {
     /// Registers callouts at ALE_AUTH_CONNECT, ALE_FLOW_ESTABLISHED and STREAM, with filters.
     #[must_use]
     pub fn load(engine: &Arc<Engine>) -> Arc<NaiveDriver> {
+        Self::load_with(engine, true, true)
+    }
+
+    /// Registers the connect callout (pends ALE_AUTH_CONNECT) and/or the stream callouts.
+    #[must_use]
+    pub fn load_with(engine: &Arc<Engine>, connect: bool, stream: bool) -> Arc<NaiveDriver> {
         let driver =
             Arc::new(NaiveDriver { state: Mutex::new(NaiveState::default()), stream_callout: Mutex::new(None) });
-        for layer in [Layer::AuthConnect, Layer::FlowEstablished, Layer::Stream] {
+        let mut layers = Vec::new();
+        if connect {
+            layers.push(Layer::AuthConnect);
+        }
+        if stream {
+            layers.extend([Layer::FlowEstablished, Layer::Stream]);
+        }
+        for layer in layers {
             if let Ok(id) = engine.register_callout(layer, driver.clone(), layer == Layer::Stream) {
                 engine.add_filter(layer, id);
                 if layer == Layer::Stream {

@@ -1,0 +1,212 @@
+//! The verdict service: reads batches of pended connections through the IOCTL protocol, decides
+//! each with the rules, answers in batches.
+//!
+//! The same code serves the real driver (`\\.\Tollgate` on Windows) and the WFP model: it only
+//! sees a [`ControlDevice`].
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use tollgate_core::{Direction, PendLayer, RuntimeConfig, Verdict};
+use tollgate_protocol::{
+    HelloRequest, IOCTL_TOLLGATE_GET_PENDED, IOCTL_TOLLGATE_HELLO, IOCTL_TOLLGATE_SET_CONFIG,
+    IOCTL_TOLLGATE_SUBMIT_VERDICTS, MAX_BATCH_RECORDS, ProtocolError, VerdictEntry, VerdictResult, decode_hello_reply,
+    decode_pended_batch, decode_verdict_results, encode_config, encode_hello_request, encode_verdict_batch,
+};
+use tollgate_rules::{Action, ConnectionQuery, RuleSet};
+
+use crate::device::ControlDevice;
+
+/// Bytes the service offers for one `GET_PENDED` (room for a full batch of typical records).
+const READ_BUFFER_LEN: usize = 256 * 1024;
+
+/// Why a service operation failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceError {
+    /// The device completed the request with this NTSTATUS.
+    Device(i32),
+    /// The driver's reply did not parse.
+    Protocol(ProtocolError),
+    /// The driver speaks no protocol version this service speaks.
+    NoCommonVersion,
+}
+
+impl fmt::Display for ServiceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServiceError::Device(status) => write!(f, "the driver answered NTSTATUS 0x{:08X}", *status as u32),
+            ServiceError::Protocol(error) => write!(f, "malformed reply from the driver: {error}"),
+            ServiceError::NoCommonVersion => write!(f, "the driver speaks no protocol version this service speaks"),
+        }
+    }
+}
+
+impl std::error::Error for ServiceError {}
+
+impl From<ProtocolError> for ServiceError {
+    fn from(error: ProtocolError) -> Self {
+        ServiceError::Protocol(error)
+    }
+}
+
+/// One decided connection, ready to be answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decided {
+    /// The id to answer.
+    pub id: u64,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// When the driver pended it (100 ns ticks of the driver's clock).
+    pub pended_at: u64,
+    /// The rule that matched (index), or `None` for the default.
+    pub rule: Option<usize>,
+    /// The layer.
+    pub layer: PendLayer,
+}
+
+/// What the driver said to a batch of verdicts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SubmitOutcome {
+    /// Per verdict, in order: accepted or not.
+    pub accepted: Vec<bool>,
+    /// How many were rejected (late, unknown, being resolved, unloading).
+    pub rejected: u64,
+}
+
+/// The verdict service's state.
+pub struct VerdictService {
+    rules: RuleSet,
+    config: RuntimeConfig,
+    read_buffer: Vec<u8>,
+}
+
+fn rule_verdict(action: Action, rules: &RuleSet) -> Verdict {
+    match action.resolve(rules.ask_fallback()) {
+        tollgate_rules::Verdict::Allow => Verdict::Permit,
+        tollgate_rules::Verdict::Block => Verdict::Block,
+    }
+}
+
+impl VerdictService {
+    /// A service deciding with `rules`, keeping the driver at its default configuration.
+    #[must_use]
+    pub fn new(rules: RuleSet) -> VerdictService {
+        VerdictService { rules, config: RuntimeConfig::default(), read_buffer: vec![0; READ_BUFFER_LEN] }
+    }
+
+    /// The rules in force.
+    #[must_use]
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    /// Opens the device, negotiates the protocol version and pushes the configuration (which
+    /// claims the verdict-service role).
+    ///
+    /// # Errors
+    /// [`ServiceError`] from any step; the handle is closed again on failure.
+    pub fn connect(&mut self, device: &dyn ControlDevice) -> Result<(), ServiceError> {
+        device.open().map_err(ServiceError::Device)?;
+        let result = self.handshake(device);
+        if result.is_err() {
+            device.close();
+        }
+        result
+    }
+
+    fn handshake(&mut self, device: &dyn ControlDevice) -> Result<(), ServiceError> {
+        let mut request = [0_u8; 64];
+        let length = encode_hello_request(&HelloRequest::CURRENT, &mut request)?;
+        let mut reply = [0_u8; 128];
+        let written = device
+            .ioctl(IOCTL_TOLLGATE_HELLO, request.get(..length).unwrap_or_default(), &mut reply)
+            .map_err(ServiceError::Device)?;
+        let hello = decode_hello_reply(reply.get(..written).unwrap_or_default())?;
+        hello.negotiated().map_err(|_| ServiceError::NoCommonVersion)?;
+        let mut config = [0_u8; 64];
+        let length = encode_config(&self.config, &mut config)?;
+        device
+            .ioctl(IOCTL_TOLLGATE_SET_CONFIG, config.get(..length).unwrap_or_default(), &mut [])
+            .map_err(ServiceError::Device)?;
+        Ok(())
+    }
+
+    /// Closes the handle: the driver applies the default verdict to everything still pended.
+    pub fn disconnect(&mut self, device: &dyn ControlDevice) {
+        device.close();
+    }
+
+    /// Reads one batch of pended connections and decides each.
+    ///
+    /// # Errors
+    /// [`ServiceError`] when the read fails or the reply is malformed (nothing is decided then).
+    pub fn read_and_decide(&mut self, device: &dyn ControlDevice) -> Result<Vec<Decided>, ServiceError> {
+        let written =
+            device.ioctl(IOCTL_TOLLGATE_GET_PENDED, &[], &mut self.read_buffer).map_err(ServiceError::Device)?;
+        if written == 0 {
+            return Ok(Vec::new());
+        }
+        let batch = decode_pended_batch(self.read_buffer.get(..written).unwrap_or_default())?;
+        let mut decided = Vec::with_capacity(batch.len());
+        for record in &batch {
+            let app_path = record.app_path.to_string_lossy();
+            let query = ConnectionQuery {
+                app_path: &app_path,
+                process_id: record.process_id,
+                direction: match record.direction {
+                    Direction::Outbound => tollgate_rules::Direction::Outbound,
+                    Direction::Inbound => tollgate_rules::Direction::Inbound,
+                },
+                protocol: record.protocol,
+                local: SocketAddr::new(record.local_address, record.local_port),
+                remote: SocketAddr::new(record.remote_address, record.remote_port),
+                domain: None,
+            };
+            let decision = match record.layer {
+                PendLayer::ResourceAssignment => self.rules.decide_bind(&query),
+                PendLayer::AuthConnect => self.rules.decide(&query),
+            };
+            decided.push(Decided {
+                id: record.id.to_raw(),
+                verdict: rule_verdict(decision.action, &self.rules),
+                pended_at: record.pended_at.0,
+                rule: decision.rule,
+                layer: record.layer,
+            });
+        }
+        Ok(decided)
+    }
+
+    /// Answers `verdicts` in batches of at most `MAX_BATCH_RECORDS`.
+    ///
+    /// # Errors
+    /// [`ServiceError`] when a submission fails as a whole (its verdicts were not applied).
+    pub fn submit(
+        &mut self,
+        device: &dyn ControlDevice,
+        verdicts: &[(u64, Verdict)],
+    ) -> Result<SubmitOutcome, ServiceError> {
+        let mut outcome = SubmitOutcome::default();
+        for chunk in verdicts.chunks(MAX_BATCH_RECORDS as usize) {
+            let entries: Vec<VerdictEntry> = chunk
+                .iter()
+                .map(|&(id, verdict)| VerdictEntry { id: tollgate_core::PendId::from_raw(id), verdict })
+                .collect();
+            let mut input = vec![0_u8; 16 + 16 * entries.len()];
+            let length = encode_verdict_batch(&entries, &mut input)?;
+            input.truncate(length);
+            let mut output = vec![0_u8; length];
+            let written =
+                device.ioctl(IOCTL_TOLLGATE_SUBMIT_VERDICTS, &input, &mut output).map_err(ServiceError::Device)?;
+            let results = decode_verdict_results(output.get(..written).unwrap_or_default())?;
+            for result in results.iter() {
+                let accepted = result.result == VerdictResult::Accepted;
+                outcome.accepted.push(accepted);
+                if !accepted {
+                    outcome.rejected = outcome.rejected.saturating_add(1);
+                }
+            }
+        }
+        Ok(outcome)
+    }
+}
