@@ -151,6 +151,9 @@ pub enum DecisionReason {
     AllocationFailed,
     /// `FwpsPendOperation0` failed: default verdict.
     PendFailed(PlatformError),
+    /// The shim could not read the classify (a field or the endpoint handle missing): default
+    /// verdict. Counted with the failed pends (the stats layout is part of the IOCTL protocol).
+    Unreadable,
 }
 
 /// One classify at a pendable layer, as the shim read it.
@@ -391,6 +394,12 @@ impl<P: Platform> Core<P> {
                 self.decided(verdict, DecisionReason::PendFailed(status))
             }
         }
+    }
+
+    /// The decision for a classify the shim could not read: the default verdict (fail-closed
+    /// unless configured otherwise). IRQL: ≤ DISPATCH_LEVEL.
+    pub fn decide_unreadable(&self) -> ClassifyDecision {
+        self.decide_default(DecisionReason::Unreadable)
     }
 
     fn decide_default(&self, reason: DecisionReason) -> ClassifyDecision {

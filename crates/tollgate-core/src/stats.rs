@@ -129,7 +129,7 @@ impl Stats {
             DecisionReason::Unloading => self.inline_unloading.bump(),
             DecisionReason::CapReached => self.inline_cap.bump(),
             DecisionReason::AllocationFailed => self.inline_alloc_failed.bump(),
-            DecisionReason::PendFailed(_) => self.inline_pend_failed.bump(),
+            DecisionReason::PendFailed(_) | DecisionReason::Unreadable => self.inline_pend_failed.bump(),
         }
     }
 
