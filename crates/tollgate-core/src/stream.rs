@@ -85,11 +85,24 @@ pub enum StreamAction {
     Done,
 }
 
+/// Where WFP keeps a flow's context: what `FwpsFlowRemoveContext0` needs to take it back (unload).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowOwner {
+    /// `FWPS_METADATA_FIELD_FLOW_HANDLE` of the flow.
+    pub flow_handle: u64,
+    /// The run-time layer the context was associated at (`FWPS_LAYER_STREAM_V4/V6`).
+    pub layer_id: u16,
+    /// The run-time id of the callout that owns the context.
+    pub callout_id: u32,
+}
+
 /// The facts gathered about one flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowFacts {
     /// The endpoint the flow belongs to.
     pub endpoint: EndpointHandle,
+    /// Where WFP keeps the flow's context.
+    pub owner: FlowOwner,
     /// Outbound bytes seen.
     pub bytes_out: u64,
     /// Inbound bytes seen.
@@ -147,6 +160,7 @@ impl<L: RawSpinLock> FlowTable<L> {
         free.try_reserve_exact(count).map_err(|_| FlowTableOutOfMemory)?;
         let empty = FlowFacts {
             endpoint: EndpointHandle(0),
+            owner: FlowOwner { flow_handle: 0, layer_id: 0, callout_id: 0 },
             bytes_out: 0,
             bytes_in: 0,
             segments_out: 0,
@@ -167,7 +181,7 @@ impl<L: RawSpinLock> FlowTable<L> {
     /// `FwpsFlowAssociateContext0`). `None` when the table is full: the flow is then simply not
     /// inspected (fail-open for inspection only; the connection was already authorized).
     /// IRQL: ≤ DISPATCH_LEVEL.
-    pub fn attach(&self, endpoint: EndpointHandle) -> Option<FlowId> {
+    pub fn attach(&self, endpoint: EndpointHandle, owner: FlowOwner) -> Option<FlowId> {
         self.flows.with(|flows| {
             let slot_index = flows.free.pop()?;
             let slot = flows.slots.get_mut(usize::try_from(slot_index).ok()?)?;
@@ -175,6 +189,7 @@ impl<L: RawSpinLock> FlowTable<L> {
             slot.live = true;
             slot.facts = FlowFacts {
                 endpoint,
+                owner,
                 bytes_out: 0,
                 bytes_in: 0,
                 segments_out: 0,
@@ -277,9 +292,10 @@ impl<L: RawSpinLock> FlowTable<L> {
         })
     }
 
-    /// The ids of every live flow (unload: each needs `FwpsFlowRemoveContext0` before the stream
-    /// callout can be unregistered). PASSIVE_LEVEL.
-    pub fn live_ids(&self, out: &mut Vec<FlowId>) {
+    /// Every live flow and where WFP keeps its context (unload: each needs
+    /// `FwpsFlowRemoveContext0` before the stream callout can be unregistered). Fills `out` up to
+    /// its capacity. PASSIVE_LEVEL.
+    pub fn live_flows(&self, out: &mut Vec<(FlowId, FlowOwner)>) {
         self.flows.with(|flows| {
             for (index, slot) in flows.slots.iter().enumerate() {
                 // Capacity was reserved by the caller; a flow that does not fit is skipped, and
@@ -287,7 +303,7 @@ impl<L: RawSpinLock> FlowTable<L> {
                 if let (true, Ok(index)) = (slot.live, u32::try_from(index))
                     && out.len() < out.capacity()
                 {
-                    out.push(FlowId::new(index, slot.generation));
+                    out.push((FlowId::new(index, slot.generation), slot.facts.owner));
                 }
             }
         });

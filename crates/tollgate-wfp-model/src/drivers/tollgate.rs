@@ -8,7 +8,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tollgate_core::stream::{FlowId, FlowTable, StreamSegment};
+use tollgate_core::stream::{FlowId, FlowOwner, FlowTable, StreamSegment};
 use tollgate_core::{
     ClassifyDecision, ClassifyRequest, ConnectionFacts, Core, CoreConfig, CoreError, Direction, EndpointHandle,
     PendLayer, Platform, TeardownSource, Verdict,
@@ -240,7 +240,9 @@ impl TollgateDriver {
         else {
             return;
         };
-        let Some(id) = self.flows.attach(EndpointHandle(endpoint)) else {
+        // The model's engine has one stream layer; the id stands for FWPS_LAYER_STREAM_V4/V6.
+        let owner = FlowOwner { flow_handle: flow, layer_id: 0, callout_id: stream_callout };
+        let Some(id) = self.flows.attach(EndpointHandle(endpoint), owner) else {
             return;
         };
         // https://learn.microsoft.com/en-us/windows-hardware/drivers/ddi/fwpsk/nf-fwpsk-fwpsflowassociatecontext0
