@@ -6,24 +6,21 @@
 //! the driver lives in the workspace crates under `crates/`, which build and test on any host (see
 //! `ARCHITECTURE.md` §5).
 //!
-//! # What the shell does today
+//! # What the shell does
 //!
 //! `DriverEntry` creates a framework driver object for a *non-PnP* KMDF driver (no
 //! `EvtDriverDeviceAdd`, the `WdfDriverInitNonPnpDriver` flag and an `EvtDriverUnload` callback, as
-//! the KMDF rules for non-PnP drivers require) and returns. The driver can therefore be installed,
-//! started with `sc start tollgate`, stopped and unloaded — and nothing else: it creates no device,
-//! registers no callout and adds no filter, so it does not see or change any network traffic yet.
+//! the KMDF rules for non-PnP drivers require), then `shell::initialize` creates the control device
+//! `\Device\Tollgate` (SYSTEM and Administrators only, `FILE_DEVICE_SECURE_OPEN`) with its IOCTL
+//! queue, the manual queue of the inverted call, a DPC and a timer; allocates the core; and
+//! registers the callouts and filters in one Fwpm transaction on a dynamic session.
+//! `EvtDriverUnload` runs `shell::unload`: filters and callouts first, then every pend completed,
+//! the timer and DPC stopped, the device deleted, every callback waited for, memory freed (S5).
 //!
-//! # What the shell will gain (a later issue, not this one)
-//!
-//! - A control device: `WdfControlDeviceInitAllocate` with the SDDL string
-//!   `D:P(A;;GA;;;SY)(A;;GA;;;BA)` (SYSTEM and Administrators only) and `FILE_DEVICE_SECURE_OPEN`,
-//!   plus an I/O queue whose IOCTL handler forwards length-checked buffers to the protocol crate.
-//! - WFP registration through the callout-shim crate: callouts registered against the control
-//!   device's WDM device object, then the provider, sublayer and filters added through the
-//!   fwpkclnt.sys kernel functions.
-//! - Unload in the order of the safety contract (S5): filters removed, callouts unregistered,
-//!   every pend completed, the driver-wide rundown waited for at `PASSIVE_LEVEL`, then memory freed.
+//! Everything except the calls into the framework lives in the workspace crates
+//! (`tollgate-core`, `tollgate-control`, `tollgate-protocol`, `tollgate-callouts`,
+//! `tollgate-kernel`), which are compiled and checked for `x86_64-pc-windows-msvc` on Linux. This
+//! crate's Windows code has never been compiled (the wdk crates need the WDK).
 //!
 //! The shell stays thin: every decision is made in the FFI-free workspace crates.
 #![cfg_attr(windows, no_std)]
@@ -35,6 +32,12 @@
 // test build (which has std's handler) never links a second one.
 #[cfg(all(windows, not(test)))]
 extern crate wdk_panic;
+
+#[cfg(windows)]
+extern crate alloc;
+
+#[cfg(windows)]
+mod shell;
 
 /// The global allocator: non-paged pool (`ExAllocatePool2` with `POOL_FLAG_NON_PAGED`, tag
 /// `"rust"`), so an allocation is usable at `DISPATCH_LEVEL`. Allocation failure returns null to
@@ -104,30 +107,39 @@ mod driver {
             ..WDF_DRIVER_CONFIG::default()
         };
 
+        let mut driver_handle: WDFDRIVER = WDF_NO_HANDLE.cast();
         // SAFETY: `driver` and `registry_path` are the kernel's arguments to DriverEntry, valid for
         // this call (the caller's contract). No object attributes are needed (a null
         // PWDF_OBJECT_ATTRIBUTES is allowed). `config` is a fully initialised WDF_DRIVER_CONFIG on
-        // this stack frame, alive for the whole call; WdfDriverCreate copies what it keeps. The
-        // optional output handle is null (WDF_NO_HANDLE): the driver object is found again through
-        // the WDFDRIVER argument of its callbacks. WdfDriverCreate is called at PASSIVE_LEVEL,
-        // once, from DriverEntry, as the framework requires.
-        unsafe {
+        // this stack frame, alive for the whole call; WdfDriverCreate copies what it keeps.
+        // `driver_handle` receives the framework driver object. WdfDriverCreate is called at
+        // PASSIVE_LEVEL, once, from DriverEntry, as the framework requires.
+        let status = unsafe {
             call_unsafe_wdf_function_binding!(
                 WdfDriverCreate,
                 driver,
                 registry_path,
                 WDF_NO_OBJECT_ATTRIBUTES,
                 &raw mut config,
-                WDF_NO_HANDLE.cast::<WDFDRIVER>(),
+                &raw mut driver_handle,
             )
+        };
+        if status != wdk_sys::STATUS_SUCCESS {
+            return status;
         }
+        // The control device, the core, WFP registration, the timer. On failure everything is
+        // undone and the status returned: the framework then deletes the driver object without
+        // calling EvtDriverUnload.
+        crate::shell::initialize(driver_handle)
     }
 
     /// `EvtDriverUnload`: the framework calls it when the service is stopped (`sc stop tollgate`),
-    /// before it deletes the driver object. Today there is nothing to release. The later shell
-    /// tears WFP down here in the S5 order, waiting for the driver-wide rundown, which is allowed
-    /// because this runs at `PASSIVE_LEVEL`.
+    /// before it deletes the driver object. Tears WFP and the control device down in the S5 order
+    /// (see `shell::unload`), waiting for every callback, which is allowed because this runs at
+    /// `PASSIVE_LEVEL`.
     ///
     /// IRQL: `PASSIVE_LEVEL`.
-    extern "C" fn evt_driver_unload(_driver: WDFDRIVER) {}
+    extern "C" fn evt_driver_unload(_driver: WDFDRIVER) {
+        crate::shell::unload();
+    }
 }
