@@ -209,6 +209,8 @@ pub unsafe extern "system" fn classify(
                     return 0;
                 }
                 let mut copied = 0_usize;
+                // Copy out now: the data is valid only during this classifyFn.
+                // https://learn.microsoft.com/en-us/windows-hardware/drivers/ddi/fwpsk/nf-fwpsk-fwpscopystreamdatatobuffer0
                 // SAFETY: within this classifyFn (the only place the data is valid, S6);
                 // `buffer` is writable for its length, which the flow table bounds by the
                 // segment's `dataLength`; `copied` is a local.

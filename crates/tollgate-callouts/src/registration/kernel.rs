@@ -83,6 +83,7 @@ impl FilterEngine for KernelFilterEngine {
 
     /// `FwpmEngineOpen0(NULL, RPC_C_AUTHN_WINNT, NULL, {flags: FWPM_SESSION_FLAG_DYNAMIC}, &h)`.
     /// IRQL: `PASSIVE_LEVEL`.
+    /// <https://learn.microsoft.com/en-us/windows-hardware/drivers/ddi/fwpmk/nf-fwpmk-fwpmengineopen0>
     fn engine_open_dynamic_session(&mut self, spec: &SessionSpec) -> Result<KernelSession, NTSTATUS> {
         let session = fwpm::session(spec);
         let mut handle: HANDLE = ptr::null_mut();
@@ -95,6 +96,7 @@ impl FilterEngine for KernelFilterEngine {
     }
 
     /// `FwpmTransactionBegin0(h, 0)` (read/write). IRQL: `PASSIVE_LEVEL`.
+    /// <https://learn.microsoft.com/en-us/windows-hardware/drivers/ddi/fwpmk/nf-fwpmk-fwpmtransactionbegin0>
     fn transaction_begin(&mut self, session: &KernelSession) -> Result<(), NTSTATUS> {
         // SAFETY: the handle is open (KernelSession invariant); the sequencer ends every begun
         // transaction with a commit or an abort; PASSIVE_LEVEL (invariant).
@@ -102,6 +104,7 @@ impl FilterEngine for KernelFilterEngine {
     }
 
     /// `FwpmProviderAdd0(h, provider, NULL)`. IRQL: `PASSIVE_LEVEL`.
+    /// <https://learn.microsoft.com/en-us/windows-hardware/drivers/ddi/fwpmk/nf-fwpmk-fwpmprovideradd0>
     fn provider_add(&mut self, session: &KernelSession, spec: &ProviderSpec) -> Result<(), NTSTATUS> {
         let provider = fwpm::provider(spec);
         // SAFETY: open handle; `provider` is a valid FWPM_PROVIDER0 with 'static NUL-terminated
@@ -110,6 +113,7 @@ impl FilterEngine for KernelFilterEngine {
     }
 
     /// `FwpmSubLayerAdd0(h, sublayer, NULL)`. IRQL: `PASSIVE_LEVEL`.
+    /// <https://learn.microsoft.com/en-us/windows-hardware/drivers/ddi/fwpmk/nf-fwpmk-fwpmsublayeradd0>
     fn sublayer_add(&mut self, session: &KernelSession, spec: &SublayerSpec) -> Result<(), NTSTATUS> {
         let mut provider_key = GUID::default();
         let sublayer = fwpm::sublayer(spec, &mut provider_key);
@@ -120,6 +124,7 @@ impl FilterEngine for KernelFilterEngine {
     }
 
     /// `FwpsCalloutRegister3(device, callout, &id)`. IRQL: `PASSIVE_LEVEL`.
+    /// <https://learn.microsoft.com/en-us/windows-hardware/drivers/ddi/fwpsk/nf-fwpsk-fwpscalloutregister3>
     fn callout_register(&mut self, spec: &CalloutSpec) -> Result<u32, NTSTATUS> {
         let callout = fwpm::runtime_callout(spec, &self.functions)?;
         let mut callout_id = 0_u32;
@@ -133,6 +138,7 @@ impl FilterEngine for KernelFilterEngine {
     }
 
     /// `FwpmCalloutAdd0(h, callout, NULL, &id)`. IRQL: `PASSIVE_LEVEL`.
+    /// <https://learn.microsoft.com/en-us/windows-hardware/drivers/ddi/fwpmk/nf-fwpmk-fwpmcalloutadd0>
     fn callout_add(&mut self, session: &KernelSession, spec: &CalloutSpec) -> Result<u32, NTSTATUS> {
         let mut provider_key = GUID::default();
         let callout = fwpm::callout(spec, &mut provider_key);
@@ -146,6 +152,7 @@ impl FilterEngine for KernelFilterEngine {
     }
 
     /// `FwpmFilterAdd0(h, filter, NULL, &id)`. IRQL: `PASSIVE_LEVEL`.
+    /// <https://learn.microsoft.com/en-us/windows-hardware/drivers/ddi/fwpmk/nf-fwpmk-fwpmfilteradd0>
     fn filter_add(&mut self, session: &KernelSession, spec: &FilterSpec) -> Result<u64, NTSTATUS> {
         let mut provider_key = GUID::default();
         let filter = fwpm::filter(spec, &mut provider_key);
@@ -160,6 +167,7 @@ impl FilterEngine for KernelFilterEngine {
     }
 
     /// `FwpmTransactionCommit0(h)`. IRQL: `PASSIVE_LEVEL`.
+    /// <https://learn.microsoft.com/en-us/windows-hardware/drivers/ddi/fwpmk/nf-fwpmk-fwpmtransactioncommit0>
     fn transaction_commit(&mut self, session: &KernelSession) -> Result<(), NTSTATUS> {
         // SAFETY: open handle with a transaction in progress (the sequencer begun it);
         // PASSIVE_LEVEL.
@@ -167,6 +175,7 @@ impl FilterEngine for KernelFilterEngine {
     }
 
     /// `FwpmTransactionAbort0(h)`. IRQL: `PASSIVE_LEVEL`.
+    /// <https://learn.microsoft.com/en-us/windows-hardware/drivers/ddi/fwpmk/nf-fwpmk-fwpmtransactionabort0>
     fn transaction_abort(&mut self, session: &KernelSession) -> Result<(), NTSTATUS> {
         // SAFETY: open handle; without a transaction in progress the call fails with
         // FWP_E_NO_TXN_IN_PROGRESS, which is reported, not undefined; PASSIVE_LEVEL.
@@ -174,6 +183,7 @@ impl FilterEngine for KernelFilterEngine {
     }
 
     /// `FwpmFilterDeleteById0(h, id)`. IRQL: `PASSIVE_LEVEL`.
+    /// <https://learn.microsoft.com/en-us/windows-hardware/drivers/ddi/fwpmk/nf-fwpmk-fwpmfilterdeletebyid0>
     fn filter_delete_by_id(&mut self, session: &KernelSession, filter_id: u64) -> Result<(), NTSTATUS> {
         // SAFETY: open handle; any id is accepted (an unknown one fails with
         // STATUS_FWP_FILTER_NOT_FOUND); PASSIVE_LEVEL.
@@ -181,6 +191,7 @@ impl FilterEngine for KernelFilterEngine {
     }
 
     /// `FwpsCalloutUnregisterById0(id)`. IRQL: `PASSIVE_LEVEL`.
+    /// <https://learn.microsoft.com/en-us/windows-hardware/drivers/ddi/fwpsk/nf-fwpsk-fwpscalloutunregisterbyid0>
     fn callout_unregister_by_id(&mut self, callout_id: u32) -> Result<(), NTSTATUS> {
         // SAFETY: `callout_id` came from FwpsCalloutRegister3 (the sequencer only passes ids it
         // recorded from `callout_register`); PASSIVE_LEVEL.
@@ -189,6 +200,7 @@ impl FilterEngine for KernelFilterEngine {
 
     /// `FwpmEngineClose0(h)`: ends the dynamic session, deleting every object added in it.
     /// IRQL: `PASSIVE_LEVEL`.
+    /// <https://learn.microsoft.com/en-us/windows-hardware/drivers/ddi/fwpmk/nf-fwpmk-fwpmengineclose0>
     fn engine_close(&mut self, session: KernelSession) -> Result<(), NTSTATUS> {
         // SAFETY: the handle is open and, the session being consumed, never used again;
         // PASSIVE_LEVEL.
