@@ -1,24 +1,31 @@
-//! The probe image: kernel imports, a pool allocator, a panic handler, a [`Platform`] over the real
-//! `Fwps*` imports, and a `DriverEntry` that reaches into every crate. Never run (see the crate
-//! documentation); the code is realistic only so that the linker sees what the driver will link.
+//! The probe image: the allocator, panic handler and CRT symbols a `/NODEFAULTLIB` kernel image
+//! needs, and a `DriverEntry` shaped like the shell's: the real driver logic (`tollgate-kernel`'s
+//! [`KernelPlatform`], `tollgate-callouts`' shims and Fwpm registration, the control device and
+//! the protocol parsers) wired together as `src/shell.rs` does, minus KMDF. Never run (see the
+//! crate documentation); the code is realistic only so that the linker sees what the driver will
+//! link.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::alloc::{GlobalAlloc, Layout};
-use core::cell::UnsafeCell;
 use core::ffi::c_void;
 use core::hint::black_box;
-use core::net::{IpAddr, Ipv4Addr};
 use core::ptr;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
-use tollgate_control::{Completion, ControlDevice, FileId, ServiceSlot};
-use tollgate_core::{
-    ClassifyRequest, ConnectionFacts, Core, CoreConfig, Direction, EndpointHandle, PendLayer, Platform, PlatformError,
-    RawSpinLock, Rundown, TeardownSource, Ticks, Verdict,
+use tollgate_callouts::registration::{
+    self, CalloutFunctionTable, CalloutFunctions, KernelFilterEngine, RegisteredCallout, TOLLGATE_PLAN, TollgateLayer,
 };
+use tollgate_callouts::shims::{self, DriverState};
+use tollgate_control::{ControlDevice, FileId, ServiceSlot};
+use tollgate_core::stream::FlowTable;
+use tollgate_core::{Core, CoreConfig, Platform};
+use tollgate_kernel::{DeferredWork, KernelPlatform, KernelRundown, KernelSpinLock};
 use tollgate_protocol::{
-    HELLO_REQUEST_LEN, HelloRequest, IOCTL_TOLLGATE_GET_STATS, IOCTL_TOLLGATE_HELLO, decode_config,
-    decode_pended_batch, decode_stats, decode_verdict_batch, decode_verdict_results, encode_hello_request, peek_header,
+    HELLO_REQUEST_LEN, HelloRequest, IOCTL_TOLLGATE_GET_CONFIG, IOCTL_TOLLGATE_GET_PENDED, IOCTL_TOLLGATE_GET_STATS,
+    IOCTL_TOLLGATE_GET_STREAM_EVENTS, IOCTL_TOLLGATE_HELLO, IOCTL_TOLLGATE_PUSH_BLOCKLIST, IOCTL_TOLLGATE_SET_CONFIG,
+    IOCTL_TOLLGATE_SUBMIT_VERDICTS, decode_config, decode_pended_batch, decode_stats, decode_verdict_batch,
+    decode_verdict_results, encode_hello_request, peek_header,
 };
 use tollgate_wfp_sys as wfp;
 
@@ -41,21 +48,6 @@ mod ntoskrnl {
         pub(super) fn ExFreePool(p: *mut c_void);
         /// `KeBugCheckEx` (wdm.h): never returns.
         pub(super) fn KeBugCheckEx(code: u32, p1: usize, p2: usize, p3: usize, p4: usize) -> !;
-        /// `KeAcquireSpinLockRaiseToDpc` (wdm.h, exported on amd64): returns the old IRQL.
-        pub(super) fn KeAcquireSpinLockRaiseToDpc(lock: *mut usize) -> u8;
-        /// `KeReleaseSpinLock` (wdm.h, exported on amd64).
-        pub(super) fn KeReleaseSpinLock(lock: *mut usize, old_irql: u8);
-        /// `ExAcquireRundownProtection` (wdm.h, FASTCALL = the x64 convention).
-        pub(super) fn ExAcquireRundownProtection(rundown: *mut usize) -> u8;
-        /// `ExReleaseRundownProtection` (wdm.h).
-        pub(super) fn ExReleaseRundownProtection(rundown: *mut usize);
-        /// `ExWaitForRundownProtectionRelease` (wdm.h).
-        pub(super) fn ExWaitForRundownProtectionRelease(rundown: *mut usize);
-        /// `KeQueryInterruptTimePrecise` (wdm.h, Windows 8.1+). `KeQueryInterruptTime` itself is an
-        /// inline read of KUSER_SHARED_DATA on x64, not an export.
-        pub(super) fn KeQueryInterruptTimePrecise(qpc_time_stamp: *mut u64) -> u64;
-        /// `KeDelayExecutionThread` (wdm.h). `wait_mode` 0 is `KernelMode`.
-        pub(super) fn KeDelayExecutionThread(wait_mode: i8, alertable: u8, interval: *const i64) -> i32;
     }
 
     // The C runtime functions the compiler emits calls to. With /NODEFAULTLIB there is no CRT, and
@@ -143,153 +135,6 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     unsafe { ntoskrnl::KeBugCheckEx(BUGCHECK_CODE, line, 0, 0, 0) }
 }
 
-// ---- the platform -------------------------------------------------------------------------------
-
-/// A `KSPIN_LOCK`.
-struct ProbeLock(UnsafeCell<usize>);
-
-// SAFETY: a KSPIN_LOCK is meant to be shared between CPUs; only the kernel touches its value.
-unsafe impl Sync for ProbeLock {}
-// SAFETY: an unheld KSPIN_LOCK is a plain value and may move between threads.
-unsafe impl Send for ProbeLock {}
-
-// SAFETY: KeAcquireSpinLockRaiseToDpc / KeReleaseSpinLock provide mutual exclusion and spin at
-// DISPATCH_LEVEL.
-unsafe impl RawSpinLock for ProbeLock {
-    type Token = u8;
-
-    fn new() -> Self {
-        ProbeLock(UnsafeCell::new(0))
-    }
-
-    fn lock(&self) -> u8 {
-        // SAFETY: the lock is initialised (0) and lives as long as `self`.
-        unsafe { ntoskrnl::KeAcquireSpinLockRaiseToDpc(self.0.get()) }
-    }
-
-    unsafe fn unlock(&self, token: u8) {
-        // SAFETY: the caller holds the lock and `token` is the IRQL its acquisition returned.
-        unsafe { ntoskrnl::KeReleaseSpinLock(self.0.get(), token) }
-    }
-}
-
-/// An `EX_RUNDOWN_REF` (initialised by zeroing, as ExInitializeRundownProtection does).
-struct ProbeRundown(UnsafeCell<usize>);
-
-// SAFETY: an EX_RUNDOWN_REF is shared between threads by design; only the kernel touches it.
-unsafe impl Sync for ProbeRundown {}
-// SAFETY: as above; it is a plain value until first used.
-unsafe impl Send for ProbeRundown {}
-
-impl Rundown for ProbeRundown {
-    fn try_acquire(&self) -> bool {
-        // SAFETY: a valid, initialised EX_RUNDOWN_REF that outlives the call.
-        unsafe { ntoskrnl::ExAcquireRundownProtection(self.0.get()) != 0 }
-    }
-
-    fn release(&self) {
-        // SAFETY: as above; the core releases only what it acquired.
-        unsafe { ntoskrnl::ExReleaseRundownProtection(self.0.get()) }
-    }
-
-    fn wait_for_release(&self) {
-        // SAFETY: as above; the core calls this at PASSIVE_LEVEL only.
-        unsafe { ntoskrnl::ExWaitForRundownProtectionRelease(self.0.get()) }
-    }
-}
-
-/// A `completionContext` from `FwpsPendOperation0`, kept as an address so it is `Send`.
-#[derive(Clone, Copy)]
-struct PendContext(usize);
-
-/// What `FwpsAcquireClassifyHandle0` + `FwpsPendClassify0` need (addresses, so it is `Send`).
-struct ClosureRequest {
-    classify_context: usize,
-    filter_id: u64,
-    classify_out: usize,
-}
-
-/// A pended closure classify: its handle and the classifyOut to complete it with.
-struct ClosurePend {
-    handle: u64,
-    classify_out: wfp::FWPS_CLASSIFY_OUT0,
-}
-
-/// The probe's platform: the same WFP calls the shell's platform makes.
-struct ProbePlatform {
-    deferred: AtomicBool,
-}
-
-impl Platform for ProbePlatform {
-    type Lock = ProbeLock;
-    type Rundown = ProbeRundown;
-    type CompletionHandle = usize;
-    type PendContext = PendContext;
-    type ClosureRequest = ClosureRequest;
-    type ClosurePend = ClosurePend;
-    // The shell raises with wdm.h's KeRaiseIrqlToDpcLevel, an inline CR8 write on x64: no import.
-    type DispatchGuard = ();
-
-    fn now(&self) -> Ticks {
-        let mut qpc = 0_u64;
-        // SAFETY: `qpc` is writable for the call.
-        Ticks(unsafe { ntoskrnl::KeQueryInterruptTimePrecise(&mut qpc) })
-    }
-
-    fn pend_operation(&self, handle: usize) -> Result<PendContext, PlatformError> {
-        let mut context: wfp::HANDLE = ptr::null_mut();
-        // SAFETY: `handle` is the classify's completionHandle; `context` is writable.
-        let status = unsafe { wfp::FwpsPendOperation0(ptr::with_exposed_provenance_mut(handle), &mut context) };
-        if status < 0 { Err(PlatformError(status)) } else { Ok(PendContext(context.expose_provenance())) }
-    }
-
-    fn complete_operation(&self, context: PendContext) {
-        // SAFETY: the core completes each successful pend exactly once, before the endpoint's
-        // teardown returns (S1, S2).
-        unsafe { wfp::FwpsCompleteOperation0(ptr::with_exposed_provenance_mut(context.0), ptr::null_mut()) }
-    }
-
-    fn pend_closure(&self, request: ClosureRequest) -> Result<ClosurePend, PlatformError> {
-        let mut handle = 0_u64;
-        let classify_context = ptr::with_exposed_provenance_mut(request.classify_context);
-        // SAFETY: `classify_context` is the current classifyFn's; `handle` is writable.
-        let status = unsafe { wfp::FwpsAcquireClassifyHandle0(classify_context, 0, &mut handle) };
-        if status < 0 {
-            return Err(PlatformError(status));
-        }
-        let classify_out: *mut wfp::FWPS_CLASSIFY_OUT0 = ptr::with_exposed_provenance_mut(request.classify_out);
-        // SAFETY: `handle` was just acquired for this classify; `classify_out` is its classifyOut.
-        let status = unsafe { wfp::FwpsPendClassify0(handle, request.filter_id, 0, classify_out) };
-        if status < 0 {
-            // SAFETY: acquired above and not released yet.
-            unsafe { wfp::FwpsReleaseClassifyHandle0(handle) };
-            return Err(PlatformError(status));
-        }
-        // SAFETY: `classify_out` points to the classify's valid FWPS_CLASSIFY_OUT0.
-        let classify_out = unsafe { classify_out.read() };
-        Ok(ClosurePend { handle, classify_out })
-    }
-
-    fn complete_closure(&self, pend: ClosurePend) {
-        // SAFETY: `pend.handle` is a pended, not yet completed classify.
-        unsafe { wfp::FwpsCompleteClassify0(pend.handle, 0, &pend.classify_out) };
-        // SAFETY: acquired by `pend_closure`, released exactly once here.
-        unsafe { wfp::FwpsReleaseClassifyHandle0(pend.handle) };
-    }
-
-    fn request_deferred_work(&self) {
-        self.deferred.store(true, Ordering::Release);
-    }
-
-    fn raise_to_dispatch(&self) {}
-
-    fn relax_at_passive(&self) {
-        let interval = -10_000_i64; // 1 ms, relative.
-        // SAFETY: called at PASSIVE_LEVEL only (Platform's contract); `interval` outlives the call.
-        let _ = unsafe { ntoskrnl::KeDelayExecutionThread(0, 0, &interval) };
-    }
-}
-
 // ---- every fwpkclnt.sys function the bindings declare -------------------------------------------
 
 /// The address of every function tollgate-wfp-sys declares, so the image imports all of them (not
@@ -357,72 +202,107 @@ mod user_mode {
     }
 }
 
+// ---- the driver's state, as the shell builds it --------------------------------------------------
+
+/// Flows the stream callout inspects at once (the shell's `STREAM_FLOW_CAPACITY`).
+const STREAM_FLOW_CAPACITY: u32 = 4_096;
+/// How many `STATUS_DEVICE_BUSY` answers unload tolerates per callout (the shell's value).
+const MAX_BUSY_RETRIES: u32 = 1_000;
 /// The IOCTL system buffer of the probe's device-control calls.
 const BUFFER_LEN: usize = 512;
 
-// ---- DriverEntry --------------------------------------------------------------------------------
+/// Every IOCTL the control device dispatches; each passes through `black_box`, so no branch of
+/// `ControlDevice::device_control` is folded away.
+const IOCTLS: [u32; 8] = [
+    IOCTL_TOLLGATE_HELLO,
+    IOCTL_TOLLGATE_GET_PENDED,
+    IOCTL_TOLLGATE_SUBMIT_VERDICTS,
+    IOCTL_TOLLGATE_GET_STATS,
+    IOCTL_TOLLGATE_SET_CONFIG,
+    IOCTL_TOLLGATE_GET_CONFIG,
+    IOCTL_TOLLGATE_GET_STREAM_EVENTS,
+    IOCTL_TOLLGATE_PUSH_BLOCKLIST,
+];
 
-/// The probe's entry point (`/ENTRY:DriverEntry`), shaped like the real one. Never called: it only
-/// makes every crate reachable from the image's entry, so nothing is dead-stripped.
-#[unsafe(no_mangle)]
-pub extern "system" fn DriverEntry(driver_object: *mut c_void, registry_path: *const c_void) -> i32 {
-    let opaque = black_box(driver_object.expose_provenance() ^ registry_path.expose_provenance());
-    black_box(&WFP_IMPORTS.0);
-    black_box(&_fltused);
-    #[cfg(tollgate_linkprobe_user_imports)]
-    black_box(user_mode::call(opaque));
+/// How often the core asked for deferred work (the shell queues its DPC instead).
+static DEFERRED_REQUESTS: AtomicUsize = AtomicUsize::new(0);
 
-    let platform = ProbePlatform { deferred: AtomicBool::new(false) };
-    let rundown = ProbeRundown(UnsafeCell::new(0));
-    let core = match Core::new(platform, rundown, CoreConfig::default()) {
-        Ok(core) => core,
-        Err(error) => return tollgate_control::core_error_status(error),
-    };
+/// The core's deferred-work callback ([`DeferredWork`]). IRQL ≤ DISPATCH_LEVEL; never waits.
+fn request_deferred_work(_context: *mut c_void) {
+    DEFERRED_REQUESTS.fetch_add(1, Ordering::Relaxed);
+}
 
-    // A classify that pends, a verdict, a teardown with a pendable notification, deferred work.
-    let app_path: Vec<u16> = "\\device\\harddiskvolume1\\probe.exe".encode_utf16().collect();
-    let facts = ConnectionFacts {
-        layer: PendLayer::AuthConnect,
-        protocol: 6,
-        direction: Direction::Outbound,
-        local_address: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
-        local_port: 49_152,
-        remote_address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
-        remote_port: 443,
-        process_id: black_box(4),
-        app_path: &app_path,
-    };
-    let endpoint = EndpointHandle(black_box(opaque as u64));
-    let request = ClassifyRequest {
-        endpoint,
-        completion_handle: opaque,
-        is_reauthorization: false,
-        can_write_action: true,
-        facts,
-    };
-    if let tollgate_core::ClassifyDecision::Pended(id) = core.classify(request) {
-        black_box(core.apply_verdict(id, Verdict::Permit).is_ok());
+/// Moves `value` to nonpaged pool without the allocation-error handler (a bugcheck in the kernel),
+/// as the shell does. Freed with [`free_leaked`].
+fn try_leak<T>(value: T) -> Result<&'static mut T, T> {
+    let layout = Layout::new::<T>();
+    // SAFETY: `layout` is T's, which is not zero-sized for the probe's only use (DriverState).
+    let pointer = unsafe { alloc::alloc::alloc(layout) }.cast::<T>();
+    if pointer.is_null() {
+        return Err(value);
     }
-    let notification = ClosureRequest { classify_context: opaque, filter_id: 1, classify_out: opaque };
-    black_box(core.endpoint_teardown(endpoint, TeardownSource::EndpointClosure, Some(notification)));
-    black_box(core.run_deferred_work());
+    // SAFETY: `pointer` is a fresh, aligned, writable allocation of T's layout.
+    unsafe { pointer.write(value) };
+    // SAFETY: initialised just above; the allocation is never freed except by `free_leaked`.
+    Ok(unsafe { &mut *pointer })
+}
 
-    // The flow-context imports the stream callout uses.
-    // SAFETY: never run; shaped like the stream callout's call in classifyFn.
-    let status = unsafe { wfp::FwpsFlowAssociateContext0(opaque as u64, 20, 1, 0) };
-    black_box(status);
+/// Frees what [`try_leak`] leaked (dropping the value).
+///
+/// # Safety
+/// `value` came from [`try_leak`] and nothing refers to it any more.
+unsafe fn free_leaked<T>(value: *mut T) {
+    // SAFETY: `value` was allocated by the global allocator with `Layout::new::<T>()` and holds an
+    // initialised T (try_leak), which is what `Box::from_raw` requires; the caller guarantees it
+    // is no longer referenced.
+    drop(unsafe { Box::from_raw(value) });
+}
 
-    // The control device over the core: HELLO, then statistics.
+/// The shims as the callouts' functions: classifyFn and notifyFn everywhere, flowDeleteFn only
+/// where the plan asks for one (the stream callouts; `runtime_callout` ignores it elsewhere).
+fn callout_table() -> CalloutFunctionTable {
+    let functions =
+        CalloutFunctions { classify: Some(shims::classify), notify: Some(shims::notify), flow_delete: None };
+    let stream = CalloutFunctions { flow_delete: Some(shims::flow_delete), ..functions };
+    CalloutFunctionTable {
+        auth_connect: functions,
+        resource_assignment: functions,
+        endpoint_closure: functions,
+        resource_release: functions,
+        flow_established: functions,
+        stream,
+    }
+}
+
+/// `FwpsFlowRemoveContext0` for every flow the stream callout is inspecting (the shell's unload
+/// step when a callout is busy). PASSIVE_LEVEL.
+fn remove_all_flow_contexts(state: &DriverState) {
+    let mut flows = Vec::new();
+    if flows.try_reserve_exact(state.flows.live_count()).is_err() {
+        return;
+    }
+    state.flows.live_flows(&mut flows);
+    for (_, owner) in flows {
+        // SAFETY: plain values; PASSIVE_LEVEL.
+        let status = unsafe { wfp::FwpsFlowRemoveContext0(owner.flow_handle, owner.layer_id, owner.callout_id) };
+        black_box(status);
+    }
+}
+
+/// The control device over the real core: every IOCTL, then the handle's cleanup; and every
+/// parser of what user mode sends, over bytes the compiler cannot see through.
+fn exercise_control_device(core: &Core<KernelPlatform>) {
     let slot = ServiceSlot::new();
-    let device = ControlDevice::new(&core, &slot);
+    let device = ControlDevice::new(core, &slot);
+    let file = FileId(black_box(1));
     let mut buffer = [0_u8; BUFFER_LEN];
     let written = encode_hello_request(&HelloRequest::CURRENT, &mut buffer).unwrap_or(HELLO_REQUEST_LEN);
-    let reply = device.device_control(FileId(1), IOCTL_TOLLGATE_HELLO, &mut buffer, written, BUFFER_LEN);
-    black_box(matches!(reply, Ok(Completion::Bytes(_))));
-    let stats = device.device_control(FileId(1), IOCTL_TOLLGATE_GET_STATS, &mut buffer, 0, BUFFER_LEN);
-    black_box(stats.is_ok());
+    for code in IOCTLS {
+        let input_len = black_box(written);
+        let reply = device.device_control(file, black_box(code), &mut buffer, input_len, BUFFER_LEN);
+        black_box(reply.is_ok());
+    }
 
-    // Every parser of what user mode sends, over bytes the compiler cannot see through.
     let input = black_box(buffer.as_slice());
     black_box(peek_header(input).is_ok());
     black_box(decode_stats(input).is_ok());
@@ -437,8 +317,73 @@ pub extern "system" fn DriverEntry(driver_object: *mut c_void, registry_path: *c
         black_box((&results).into_iter().count());
     }
 
-    black_box(device.cleanup(FileId(1)));
-    black_box(core.begin_unload());
-    core.wait_for_callbacks();
-    0
+    black_box(device.cleanup(file));
+}
+
+// ---- DriverEntry --------------------------------------------------------------------------------
+
+/// The probe's entry point (`/ENTRY:DriverEntry`), shaped like the shell's `initialize` followed
+/// by its unload. Never called: it only makes the real driver logic reachable from the image's
+/// entry, so nothing is dead-stripped.
+#[unsafe(no_mangle)]
+pub extern "system" fn DriverEntry(driver_object: *mut c_void, registry_path: *const c_void) -> i32 {
+    let opaque = black_box(driver_object.expose_provenance() ^ registry_path.expose_provenance());
+    black_box(&WFP_IMPORTS.0);
+    black_box(&_fltused);
+    #[cfg(tollgate_linkprobe_user_imports)]
+    black_box(user_mode::call(opaque));
+    // The shims, also by address (they reach WFP only through FwpsCalloutRegister3 otherwise).
+    black_box(shims::classify as *const ());
+    black_box(shims::notify as *const ());
+    black_box(shims::flow_delete as *const ());
+
+    // The core, its flow table and the shims' state, as the shell's `initialize` builds them.
+    let context = ptr::with_exposed_provenance_mut(opaque);
+    let platform = KernelPlatform::new(DeferredWork::new(request_deferred_work, context));
+    let core = match Core::new(platform, KernelRundown::new(), CoreConfig::default()) {
+        Ok(core) => core,
+        Err(error) => return tollgate_control::core_error_status(error),
+    };
+    let Ok(flows) = FlowTable::<KernelSpinLock>::new(STREAM_FLOW_CAPACITY) else {
+        return wfp::STATUS_INSUFFICIENT_RESOURCES;
+    };
+    let Ok(state) = try_leak(DriverState::new(core, flows)) else {
+        return wfp::STATUS_INSUFFICIENT_RESOURCES;
+    };
+    let state: &'static DriverState = state;
+    shims::publish(state);
+
+    // Registration with the filter engine: the shims as every callout's functions.
+    // SAFETY: never run. The shell passes its control device's DEVICE_OBJECT, which outlives every
+    // callout registered here; the shims implement the FWPS_CALLOUT contracts and are part of
+    // this image; every engine method is called from DriverEntry / unload (PASSIVE_LEVEL).
+    let mut engine = unsafe { KernelFilterEngine::new(driver_object, callout_table()) };
+    let status = match registration::register(&mut engine, &TOLLGATE_PLAN) {
+        Ok(registration) => {
+            let stream_id = |layer| registration.callout(layer).map_or(0, |callout| callout.runtime_id);
+            state.set_stream_callout_ids(stream_id(TollgateLayer::StreamV4), stream_id(TollgateLayer::StreamV6));
+
+            exercise_control_device(&state.core);
+            black_box(state.core.run_deferred_work());
+            black_box(state.core.next_deadline());
+
+            // Unload, in the shell's S5 order: filters, session and callouts first.
+            let remove_flow_contexts = |_callout: &RegisteredCallout| remove_all_flow_contexts(state);
+            match registration::unregister(&mut engine, registration, remove_flow_contexts, MAX_BUSY_RETRIES) {
+                Ok(()) => wfp::STATUS_SUCCESS,
+                // Callouts still registered: the state must stay reachable and is never freed.
+                Err(error) if !error.is_safe_to_unload() => return wfp::STATUS_UNSUCCESSFUL,
+                Err(_) => wfp::STATUS_UNSUCCESSFUL,
+            }
+        }
+        // register() already unwound WFP.
+        Err(error) => error.status,
+    };
+    black_box(state.core.begin_unload());
+    state.core.wait_for_callbacks();
+    if let Some(state) = shims::retire(|| state.core.platform().relax_at_passive()) {
+        // SAFETY: retired: no callout can reach the state any more, and nothing else refers to it.
+        unsafe { free_leaked(ptr::from_ref(state).cast_mut()) };
+    }
+    status
 }
