@@ -30,21 +30,22 @@ use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 use tollgate_callouts::registration::{
-    self, CalloutFunctionTable, CalloutFunctions, KernelFilterEngine, Registration, KernelSession, TOLLGATE_PLAN,
+    self, CalloutFunctionTable, CalloutFunctions, KernelFilterEngine, KernelSession, Registration, TOLLGATE_PLAN,
     TollgateLayer,
 };
 use tollgate_callouts::shims::{self, DriverState};
-use tollgate_control::{Completion, ControlDevice, FileId, ServiceSlot, STATUS_DELETE_PENDING};
+use tollgate_control::{Completion, ControlDevice, FileId, STATUS_DELETE_PENDING, ServiceSlot};
 use tollgate_core::stream::FlowTable;
 use tollgate_core::{Core, CoreConfig, Platform};
 use tollgate_kernel::{DeferredWork, KernelPlatform, KernelRundown};
 use tollgate_protocol::{IOCTL_TOLLGATE_GET_PENDED, Ioctl, MIN_GET_PENDED_OUTPUT};
 use wdk_sys::{
     _WDF_EXECUTION_LEVEL, _WDF_FILEOBJECT_CLASS, _WDF_IO_QUEUE_DISPATCH_TYPE, _WDF_SYNCHRONIZATION_SCOPE,
-    _WDF_TRI_STATE, FILE_DEVICE_SECURE_OPEN, NTSTATUS, PWDFDEVICE_INIT, STATUS_CANCELLED, STATUS_INSUFFICIENT_RESOURCES,
-    STATUS_INVALID_DEVICE_REQUEST, STATUS_SUCCESS, ULONG, ULONG_PTR, UNICODE_STRING, WDF_DPC_CONFIG, WDF_FILEOBJECT_CONFIG,
-    WDF_IO_QUEUE_CONFIG, WDF_NO_OBJECT_ATTRIBUTES, WDF_OBJECT_ATTRIBUTES, WDF_TIMER_CONFIG, WDFDEVICE, WDFDPC,
-    WDFDRIVER, WDFFILEOBJECT, WDFOBJECT, WDFQUEUE, WDFREQUEST, WDFTIMER, call_unsafe_wdf_function_binding,
+    _WDF_TRI_STATE, FILE_DEVICE_SECURE_OPEN, NTSTATUS, PWDFDEVICE_INIT, STATUS_CANCELLED,
+    STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_REQUEST, STATUS_SUCCESS, ULONG, ULONG_PTR, UNICODE_STRING,
+    WDF_DPC_CONFIG, WDF_FILEOBJECT_CONFIG, WDF_IO_QUEUE_CONFIG, WDF_NO_OBJECT_ATTRIBUTES, WDF_OBJECT_ATTRIBUTES,
+    WDF_TIMER_CONFIG, WDFDEVICE, WDFDPC, WDFDRIVER, WDFFILEOBJECT, WDFOBJECT, WDFQUEUE, WDFREQUEST, WDFTIMER,
+    call_unsafe_wdf_function_binding,
 };
 
 // ---------------------------------------------------------------- constants
@@ -508,7 +509,8 @@ fn remove_all_flow_contexts(state: &DriverState) {
         // SUCCESS: flowDeleteFn already ran; PENDING: it will run. Either way the context is
         // being removed. https://learn.microsoft.com/en-us/windows-hardware/drivers/ddi/fwpsk/nf-fwpsk-fwpsflowremovecontext0
         // SAFETY: plain values; PASSIVE_LEVEL.
-        let _ = unsafe { tollgate_wfp_sys::FwpsFlowRemoveContext0(owner.flow_handle, owner.layer_id, owner.callout_id) };
+        let _ =
+            unsafe { tollgate_wfp_sys::FwpsFlowRemoveContext0(owner.flow_handle, owner.layer_id, owner.callout_id) };
     }
 }
 
@@ -551,7 +553,8 @@ extern "C" fn evt_io_device_control(
         Ok(Completion::Bytes(written)) => complete(request, STATUS_SUCCESS, written),
         Ok(Completion::Park) => {
             // SAFETY: live request; the manual queue is the shell's.
-            let status = unsafe { call_unsafe_wdf_function_binding!(WdfRequestForwardToIoQueue, request, shell.parked) };
+            let status =
+                unsafe { call_unsafe_wdf_function_binding!(WdfRequestForwardToIoQueue, request, shell.parked) };
             if status == STATUS_SUCCESS {
                 // A connection may have pended between the check and the forward.
                 kick(core::ptr::null_mut());
@@ -565,11 +568,7 @@ extern "C" fn evt_io_device_control(
 
 /// The METHOD_BUFFERED system buffer: one buffer of `max(input, output)` bytes holding the input.
 /// <https://learn.microsoft.com/en-us/windows-hardware/drivers/kernel/buffer-descriptions-for-i-o-control-codes>
-fn system_buffer<'request>(
-    request: WDFREQUEST,
-    input: usize,
-    output: usize,
-) -> Result<&'request mut [u8], NTSTATUS> {
+fn system_buffer<'request>(request: WDFREQUEST, input: usize, output: usize) -> Result<&'request mut [u8], NTSTATUS> {
     let length = input.max(output);
     if length == 0 {
         return Ok(&mut []);
@@ -579,12 +578,24 @@ fn system_buffer<'request>(
     let status = if input >= output {
         // SAFETY: live request; out-pointers are locals.
         unsafe {
-            call_unsafe_wdf_function_binding!(WdfRequestRetrieveInputBuffer, request, 0, &raw mut pointer, &raw mut actual)
+            call_unsafe_wdf_function_binding!(
+                WdfRequestRetrieveInputBuffer,
+                request,
+                0,
+                &raw mut pointer,
+                &raw mut actual
+            )
         }
     } else {
         // SAFETY: as above.
         unsafe {
-            call_unsafe_wdf_function_binding!(WdfRequestRetrieveOutputBuffer, request, 0, &raw mut pointer, &raw mut actual)
+            call_unsafe_wdf_function_binding!(
+                WdfRequestRetrieveOutputBuffer,
+                request,
+                0,
+                &raw mut pointer,
+                &raw mut actual
+            )
         }
     };
     if status != STATUS_SUCCESS || pointer.is_null() || actual < length {
@@ -609,7 +620,8 @@ fn fill_parked(shell: &Shell) {
     while shell.state.core.has_undelivered() {
         let mut request: WDFREQUEST = core::ptr::null_mut();
         // SAFETY: the shell's manual queue; out-pointer is a local; ≤ DISPATCH_LEVEL.
-        let status = unsafe { call_unsafe_wdf_function_binding!(WdfIoQueueRetrieveNextRequest, shell.parked, &raw mut request) };
+        let status =
+            unsafe { call_unsafe_wdf_function_binding!(WdfIoQueueRetrieveNextRequest, shell.parked, &raw mut request) };
         if status != STATUS_SUCCESS {
             return;
         }
@@ -674,7 +686,12 @@ extern "C" fn evt_file_cleanup(file: WDFFILEOBJECT) {
         let mut request: WDFREQUEST = core::ptr::null_mut();
         // SAFETY: the shell's manual queue and the file being cleaned up; out-pointer is a local.
         let status = unsafe {
-            call_unsafe_wdf_function_binding!(WdfIoQueueRetrieveRequestByFileObject, shell.parked, file, &raw mut request)
+            call_unsafe_wdf_function_binding!(
+                WdfIoQueueRetrieveRequestByFileObject,
+                shell.parked,
+                file,
+                &raw mut request
+            )
         };
         if status != STATUS_SUCCESS {
             break;
