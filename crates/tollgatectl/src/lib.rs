@@ -2,5 +2,6 @@
 //! simulation that runs the driver logic against the WFP model.
 
 pub mod device;
+pub mod serve;
 pub mod service;
 pub mod simulate;

@@ -1,13 +1,16 @@
 //! `tollgatectl`: Tollgate's verdict service and command line.
 //!
 //! On Linux (and anywhere without the driver) it runs Tollgate's real driver logic against the
-//! WFP model: `tollgatectl simulate` is the project's main job here.
+//! WFP model: `tollgatectl simulate` is the project's main job here. On Windows, `tollgatectl serve`
+//! is the verdict service for the loaded driver (see `tollgatectl::serve`).
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use tollgatectl::serve::{self, ServeOptions};
 use tollgatectl::simulate::{self, NaiveMode, SimConfig};
 
 #[derive(Parser, Debug)]
@@ -22,6 +25,24 @@ enum Command {
     /// Run Tollgate's driver logic and verdict service against the WFP model under a realistic
     /// workload, and report what happened (exit 0: no bugcheck, hazard or leak).
     Simulate(SimulateArgs),
+    /// The verdict service: answer the driver's pended connections through \\.\Tollgate with the
+    /// rules, one output line per decision; reconnects when the driver restarts. Windows only (elsewhere
+    /// there is no driver: use `simulate`).
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// The rules file (TOML); without it, the built-in default rules.
+    #[arg(long, value_name = "FILE")]
+    rules: Option<PathBuf>,
+    /// Serve against the WFP model instead of the driver (not implemented yet: use `simulate`).
+    #[arg(long)]
+    model: bool,
+    /// Testing: hold every batch this long before answering (e.g. 3s), so that a test can kill the
+    /// service while connections are pended. Keep it below the driver's 5 s pend timeout.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    verdict_delay: Duration,
 }
 
 #[derive(clap::Args, Debug)]
@@ -65,6 +86,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Simulate(args) => run_simulate(&args),
+        Command::Serve(args) => {
+            let options = ServeOptions { rules: args.rules, model: args.model, verdict_delay: args.verdict_delay };
+            ExitCode::from(serve::run(&options, &mut std::io::stdout(), &mut std::io::stderr()))
+        }
     }
 }
 

@@ -62,6 +62,14 @@ pub struct Decided {
     pub rule: Option<usize>,
     /// The layer.
     pub layer: PendLayer,
+    /// The application's path as the driver reported it (lossy UTF-16 → UTF-8).
+    pub app: String,
+    /// The process id.
+    pub process_id: u64,
+    /// The IP protocol number (6 TCP, 17 UDP, ...).
+    pub protocol: u8,
+    /// The remote end (unspecified for a bind).
+    pub remote: SocketAddr,
 }
 
 /// What the driver said to a batch of verdicts.
@@ -71,6 +79,8 @@ pub struct SubmitOutcome {
     pub accepted: Vec<bool>,
     /// How many were rejected (late, unknown, being resolved, unloading).
     pub rejected: u64,
+    /// Per verdict, in order: the driver's answer.
+    pub results: Vec<VerdictResult>,
 }
 
 /// The verdict service's state.
@@ -150,6 +160,7 @@ impl VerdictService {
         let mut decided = Vec::with_capacity(batch.len());
         for record in &batch {
             let app_path = record.app_path.to_string_lossy();
+            let remote = SocketAddr::new(record.remote_address, record.remote_port);
             let query = ConnectionQuery {
                 app_path: &app_path,
                 process_id: record.process_id,
@@ -159,7 +170,7 @@ impl VerdictService {
                 },
                 protocol: record.protocol,
                 local: SocketAddr::new(record.local_address, record.local_port),
-                remote: SocketAddr::new(record.remote_address, record.remote_port),
+                remote,
                 domain: None,
             };
             let decision = match record.layer {
@@ -172,6 +183,10 @@ impl VerdictService {
                 pended_at: record.pended_at.0,
                 rule: decision.rule,
                 layer: record.layer,
+                app: app_path,
+                process_id: record.process_id,
+                protocol: record.protocol,
+                remote,
             });
         }
         Ok(decided)
@@ -202,6 +217,7 @@ impl VerdictService {
             for result in results.iter() {
                 let accepted = result.result == VerdictResult::Accepted;
                 outcome.accepted.push(accepted);
+                outcome.results.push(result.result);
                 if !accepted {
                     outcome.rejected = outcome.rejected.saturating_add(1);
                 }

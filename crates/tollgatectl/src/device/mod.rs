@@ -1,12 +1,16 @@
 //! The service's view of the control device: open, close, and `DeviceIoControl`.
 //!
-//! On Windows this is `\\.\Tollgate` (CreateFileW / DeviceIoControl / CloseHandle, issue 6); on
-//! any machine, [`model`] puts the same calls on the driver logic running against the WFP model.
+//! On Windows this is `\\.\Tollgate` (`windows::WindowsDevice`, Windows only: CreateFileW / DeviceIoControl /
+//! CloseHandle); on any machine, [`model`] puts the same calls on the driver logic running against
+//! the WFP model. [`status`] holds the statuses they report and how Win32 errors map to them.
 
 pub mod model;
+pub mod status;
+#[cfg(windows)]
+pub mod windows;
 
 /// `STATUS_INVALID_HANDLE`: an IOCTL on a device that is not open.
-pub const STATUS_INVALID_HANDLE: i32 = 0xC000_0008_u32 as i32;
+pub use status::STATUS_INVALID_HANDLE;
 
 /// One handle to the control device.
 pub trait ControlDevice {
