@@ -29,6 +29,19 @@ enum Command {
     /// rules, one output line per decision; reconnects when the driver restarts. Windows only (elsewhere
     /// there is no driver: use `simulate`).
     Serve(ServeArgs),
+    /// Rules files.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum RulesCommand {
+    /// Validate a rules file without applying it: a summary (exit 0), or the mistake with its
+    /// file, line and column (exit 2).
+    Check {
+        /// The rules file (TOML).
+        file: PathBuf,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -86,6 +99,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Simulate(args) => run_simulate(&args),
+        Command::Rules(RulesCommand::Check { file }) => {
+            ExitCode::from(tollgatectl::rules_cmd::check(&file, &mut std::io::stdout(), &mut std::io::stderr()))
+        }
         Command::Serve(args) => {
             let options = ServeOptions { rules: args.rules, model: args.model, verdict_delay: args.verdict_delay };
             ExitCode::from(serve::run(&options, &mut std::io::stdout(), &mut std::io::stderr()))
