@@ -3,10 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// Longest DNS name in its dotted text form, without the trailing dot (RFC 1035 §2.3.4).
-const MAX_NAME_LEN: usize = 253;
-/// Longest DNS label (RFC 1035 §2.3.4).
-const MAX_LABEL_LEN: usize = 63;
+use tollgate_inspect::name::{self, HostName, NameError, PatternKind, is_below};
 
 /// A validated domain pattern, normalized to lowercase ASCII without a trailing dot.
 ///
@@ -22,13 +19,20 @@ pub enum DomainPattern {
 
 impl DomainPattern {
     /// Whether `host` (an SNI or HTTP `Host` name) matches the pattern.
+    ///
+    /// The host is normalized exactly as the driver normalizes the names it reads off the wire
+    /// ([`HostName::from_wire`]: ASCII case folded, trailing dots dropped — a trailing dot must not
+    /// be a way around a block rule), so a rule and the driver's blocklist can never disagree.
     pub fn matches(&self, host: &str) -> bool {
-        // "example.com." is the same name as "example.com"; trailing dots must not be a way around
-        // a block rule.
-        let host = host.trim_end_matches('.').as_bytes();
+        let host = HostName::from_wire(host.as_bytes());
+        host.matches(self.kind(), self.name().as_bytes())
+    }
+
+    /// What the pattern matches: the name itself, or every name below it.
+    pub fn kind(&self) -> PatternKind {
         match self {
-            DomainPattern::Exact(name) => host.eq_ignore_ascii_case(name.as_bytes()),
-            DomainPattern::Suffix(suffix) => is_below(host, suffix.as_bytes()),
+            DomainPattern::Exact(_) => PatternKind::Exact,
+            DomainPattern::Suffix(_) => PatternKind::Below,
         }
     }
 
@@ -53,15 +57,6 @@ impl DomainPattern {
             }
         }
     }
-}
-
-/// Whether `host` ends in `.<suffix>` (ASCII case-insensitively): a label boundary, so that
-/// `*.example.com` does not match `badexample.com`.
-fn is_below(host: &[u8], suffix: &[u8]) -> bool {
-    let Some(dot) = host.len().checked_sub(suffix.len() + 1) else {
-        return false;
-    };
-    host.get(dot) == Some(&b'.') && host.get(dot + 1..).is_some_and(|tail| tail.eq_ignore_ascii_case(suffix))
 }
 
 impl fmt::Display for DomainPattern {
@@ -110,35 +105,33 @@ impl FromStr for DomainPattern {
     }
 }
 
-/// Checks a DNS name in text form. Underscores are accepted because real names carry them
-/// (`_dmarc`, some CDN hosts); non-ASCII is refused because the driver sees names on the wire,
-/// where internationalized names are in their punycode (`xn--`) form.
-fn validate_name(name: &str) -> Result<(), InvalidDomainPattern> {
-    if name.is_empty() {
-        return Err(invalid("the domain name is empty"));
-    }
-    if name.len() > MAX_NAME_LEN {
-        return Err(invalid(format!("the domain name is longer than {MAX_NAME_LEN} characters")));
-    }
-    for label in name.split('.') {
-        if label.is_empty() {
-            return Err(invalid("empty label (two dots in a row, or a leading dot)"));
-        }
-        if label.len() > MAX_LABEL_LEN {
-            return Err(invalid(format!("label `{label}` is longer than {MAX_LABEL_LEN} characters")));
-        }
-        if let Some(bad) = label.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
-            return Err(if bad.is_ascii() {
-                invalid(format!("character {bad:?} is not allowed in a domain name"))
-            } else {
-                invalid(format!(
-                    "non-ASCII character {bad:?}: write internationalized names in their punycode (`xn--`) form"
-                ))
-            });
-        }
-        if label.starts_with('-') || label.ends_with('-') {
-            return Err(invalid(format!("label `{label}` starts or ends with `-`")));
-        }
-    }
-    Ok(())
+/// Checks a DNS name in text form with the driver's own rule ([`name::validate`]: the blocklist
+/// IOCTL applies the same one), and says what is wrong in the words of the rules file.
+fn validate_name(text: &str) -> Result<(), InvalidDomainPattern> {
+    name::validate(text.as_bytes()).map_err(|error| {
+        let label = |start: usize, len: usize| text.get(start..start.saturating_add(len)).unwrap_or(text);
+        let character = |at: usize| text.get(at..).and_then(|rest| rest.chars().next()).unwrap_or('?');
+        invalid(match error {
+            NameError::Empty => "the domain name is empty".to_string(),
+            NameError::TooLong { .. } => {
+                format!("the domain name is longer than {} characters", name::MAX_NAME_LEN)
+            }
+            NameError::EmptyLabel { .. } => "empty label (two dots in a row, or a leading dot)".to_string(),
+            NameError::LabelTooLong { start, len } => {
+                format!("label `{}` is longer than {} characters", label(start, len), name::MAX_LABEL_LEN)
+            }
+            NameError::BadCharacter { at, .. } => {
+                format!("character {:?} is not allowed in a domain name", character(at))
+            }
+            NameError::NonAscii { at } => format!(
+                "non-ASCII character {:?}: write internationalized names in their punycode (`xn--`) form",
+                character(at)
+            ),
+            NameError::HyphenAtLabelEdge { start, len } => {
+                format!("label `{}` starts or ends with `-`", label(start, len))
+            }
+            // `validate` accepts either case; the pattern is lowercased after it.
+            NameError::Uppercase { .. } => error.describe().to_string(),
+        })
+    })
 }
