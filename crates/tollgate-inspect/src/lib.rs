@@ -12,9 +12,11 @@
 //!   recursion and no backtracking.
 //!
 //! Modules:
+//! - [`identity`]: what the parsers report ([`identity::Identity`]: protocol, names, ALPN, facts);
 //! - [`name`]: DNS names — the strict check for the patterns user mode configures, and the lenient
 //!   normalization of names seen on the wire (which must match however a client spells them).
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod identity;
 pub mod name;
