@@ -35,7 +35,7 @@ use tollgate_callouts::registration::{
 };
 use tollgate_callouts::shims::{self, DriverState};
 use tollgate_control::{Completion, ControlDevice, FileId, STATUS_DELETE_PENDING, ServiceSlot};
-use tollgate_core::stream::FlowTable;
+use tollgate_core::stream::{AfterInspection, FlowTable, FlowTableConfig};
 use tollgate_core::{Core, CoreConfig, Platform};
 use tollgate_kernel::{DeferredWork, KernelPlatform, KernelRundown};
 use tollgate_protocol::{IOCTL_TOLLGATE_GET_PENDED, Ioctl, MIN_GET_PENDED_OUTPUT};
@@ -94,8 +94,16 @@ const fn wdf_size<T>() -> ULONG {
 const TIMER_PERIOD_MS: ULONG = 100;
 /// `WDF_REL_TIMEOUT_IN_MS(100)`: relative, in 100-ns units.
 const TIMER_DUE_TIME: i64 = -(TIMER_PERIOD_MS as i64) * 10_000;
-/// Flows the stream callout inspects at once (more are simply not inspected).
-const STREAM_FLOW_CAPACITY: u32 = 4_096;
+/// The stream callout's table: 4096 flows tracked at once (more are simply not inspected), 64
+/// reassembly buffers of 4 KiB (flows being identified at once), 512 queued events, and
+/// `FWPS_STREAM_ACTION_ALLOW_CONNECTION` once a flow is identified (the rest of the stream costs
+/// nothing). About 1.4 MiB of nonpaged pool, allocated once at DriverEntry.
+const STREAM_CONFIG: FlowTableConfig = FlowTableConfig {
+    flows: 4_096,
+    reassembly_buffers: 64,
+    events: 512,
+    after_inspection: AfterInspection::AllowConnection,
+};
 /// How many `STATUS_DEVICE_BUSY` answers unload tolerates per callout before it gives up.
 const MAX_BUSY_RETRIES: u32 = 1_000;
 
@@ -192,7 +200,7 @@ pub(crate) fn initialize(driver: WDFDRIVER) -> NTSTATUS {
         Ok(core) => core,
         Err(error) => return tollgate_control::core_error_status(error),
     };
-    let Ok(flows) = FlowTable::new(STREAM_FLOW_CAPACITY) else {
+    let Ok(flows) = FlowTable::new(STREAM_CONFIG) else {
         return STATUS_INSUFFICIENT_RESOURCES;
     };
     let Ok(state) = try_leak(DriverState::new(core, flows)) else {

@@ -23,32 +23,41 @@
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
-use tollgate_core::stream::{FlowId, FlowOwner, FlowTable};
+use tollgate_core::stream::{DomainBlocklist, FlowId, FlowOwner, FlowTable};
 use tollgate_core::{ClassifyDecision, ClassifyRequest, Core, EndpointHandle, Platform, TeardownSource};
 use tollgate_kernel::{ClosureRequest, KernelPlatform, KernelSpinLock};
 use tollgate_wfp_sys as sys;
 
 use crate::translate::{
-    ClassifyKind, IncomingValues, IpVersion, Metadata, StreamIndication, can_write_action, flow_established_protocol,
-    layer_of, read_pendable, write_continue, write_decision, write_stream_permit,
+    ClassifyKind, IncomingValues, IpVersion, Metadata, StreamIndication, can_write_action, filter_is_callout_unknown,
+    layer_of, read_flow_established, read_pendable, write_continue, write_decision, write_stream,
 };
 
-/// Everything the callouts need: the core, the stream flow table and the stream callouts' run-time
-/// ids (for `FwpsFlowAssociateContext0`). Allocated by the shell at DriverEntry, freed after
-/// [`retire`].
+/// Everything the callouts need: the core, the stream flow table, the domain blocklist and the
+/// stream callouts' run-time ids (for `FwpsFlowAssociateContext0`). Allocated by the shell at
+/// DriverEntry, freed after [`retire`].
 pub struct DriverState {
     /// The pend-lifecycle core.
     pub core: Core<KernelPlatform>,
     /// Flows being inspected by the stream callout.
     pub flows: FlowTable<KernelSpinLock>,
+    /// Domain patterns whose flows the stream callout drops.
+    pub blocklist: DomainBlocklist,
     stream_callout_v4: AtomicU32,
     stream_callout_v6: AtomicU32,
 }
 
 impl DriverState {
-    /// The state over `core` and `flows`; the stream callout ids are set after registration.
+    /// The state over `core` and `flows`, with an empty blocklist; the stream callout ids are set
+    /// after registration.
     pub fn new(core: Core<KernelPlatform>, flows: FlowTable<KernelSpinLock>) -> DriverState {
-        DriverState { core, flows, stream_callout_v4: AtomicU32::new(0), stream_callout_v6: AtomicU32::new(0) }
+        DriverState {
+            core,
+            flows,
+            blocklist: DomainBlocklist::new(),
+            stream_callout_v4: AtomicU32::new(0),
+            stream_callout_v6: AtomicU32::new(0),
+        }
     }
 
     /// Records the run-time ids `FwpsCalloutRegister3` gave the STREAM_V4 and STREAM_V6 callouts.
@@ -204,7 +213,8 @@ pub unsafe extern "system" fn classify(
             let indication = unsafe { StreamIndication::read(packet.cast_const()) };
             let now = state.core.platform().now();
             let stream_data = indication.stream_data();
-            let _ = state.flows.on_segment(FlowId::from_raw(flow_context), indication.segment, now, |buffer| {
+            let flow = FlowId::from_raw(flow_context);
+            let action = state.flows.on_segment(flow, indication.segment, now, &state.blocklist, |buffer| {
                 if stream_data.is_null() {
                     return 0;
                 }
@@ -224,8 +234,10 @@ pub unsafe extern "system" fn classify(
                 }
                 copied
             });
+            // SAFETY: `filter` is the engine's, NULL or valid for this call.
+            let unknown = unsafe { filter_is_callout_unknown(filter) };
             // SAFETY: `classify_out` and `layer_data` are the engine's, valid and writable.
-            unsafe { write_stream_permit(classify_out, packet, indication.segment.length) };
+            unsafe { write_stream(classify_out, packet, action.classify_out(unknown), indication.segment.length) };
         }
     }
 }
@@ -247,7 +259,10 @@ unsafe fn write_block_if_allowed(out: *mut sys::FWPS_CLASSIFY_OUT0) {
 /// At ALE_FLOW_ESTABLISHED of a TCP connection: start inspecting its stream. IRQL: ≤ DISPATCH.
 fn associate_stream_context(state: &DriverState, version: IpVersion, values: &IncomingValues<'_>, metadata: &Metadata) {
     const TCP: u8 = 6;
-    if flow_established_protocol(version, values) != Some(TCP) {
+    let Some(endpoints) = read_flow_established(version, values, metadata) else {
+        return;
+    };
+    if endpoints.ip_protocol != TCP {
         return;
     }
     let (Some(flow), Some(endpoint)) = (metadata.flow_handle, metadata.transport_endpoint_handle) else {
@@ -261,7 +276,8 @@ fn associate_stream_context(state: &DriverState, version: IpVersion, values: &In
         return;
     }
     let owner = FlowOwner { flow_handle: flow, layer_id, callout_id };
-    let Some(id) = state.flows.attach(EndpointHandle(endpoint), owner) else {
+    let now = state.core.platform().now();
+    let Some(id) = state.flows.attach(EndpointHandle(endpoint), owner, endpoints, now) else {
         // Table full: this flow is not inspected (the connection was already authorized).
         return;
     };
@@ -270,7 +286,7 @@ fn associate_stream_context(state: &DriverState, version: IpVersion, values: &In
     // SAFETY: plain values; the call is legal at ≤ DISPATCH_LEVEL within classifyFn.
     let status = unsafe { sys::FwpsFlowAssociateContext0(flow, layer_id, callout_id, id.to_raw()) };
     if status != sys::STATUS_SUCCESS {
-        let _ = state.flows.remove(id);
+        state.flows.forget(id);
     }
 }
 
@@ -299,7 +315,8 @@ pub unsafe extern "system" fn flow_delete(_layer_id: u16, _callout_id: u32, flow
         return;
     };
     let state = entered.state;
-    if let Some(facts) = state.flows.remove(FlowId::from_raw(flow_context)) {
+    let now = state.core.platform().now();
+    if let Some(facts) = state.flows.remove(FlowId::from_raw(flow_context), now) {
         let _ = state.core.endpoint_teardown(facts.endpoint, TeardownSource::FlowDelete, None);
     }
 }

@@ -21,7 +21,7 @@
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use tollgate_core::stream::StreamSegment;
+use tollgate_core::stream::{FlowEndpoints, StreamActionCode, StreamOutWrite, StreamSegment};
 use tollgate_core::{ClassifyDecision, ConnectionFacts, Direction, PendLayer, Verdict};
 use tollgate_wfp_sys as sys;
 
@@ -109,8 +109,41 @@ const AUTH_CONNECT_V6: FieldMap = FieldMap {
     flags: sys::FWPS_FIELD_ALE_AUTH_CONNECT_V6_FLAGS,
 };
 
-const FLOW_ESTABLISHED_PROTOCOL_V4: usize = sys::FWPS_FIELD_ALE_FLOW_ESTABLISHED_V4_IP_PROTOCOL;
-const FLOW_ESTABLISHED_PROTOCOL_V6: usize = sys::FWPS_FIELD_ALE_FLOW_ESTABLISHED_V6_IP_PROTOCOL;
+/// Where ALE_FLOW_ESTABLISHED keeps the fields a flow's events report (`FWPS_FIELD_*` indices).
+#[derive(Clone, Copy, Debug)]
+struct FlowFieldMap {
+    protocol: usize,
+    local_address: usize,
+    local_port: usize,
+    remote_address: usize,
+    remote_port: usize,
+    direction: usize,
+}
+
+const FLOW_ESTABLISHED_V4: FlowFieldMap = FlowFieldMap {
+    protocol: sys::FWPS_FIELD_ALE_FLOW_ESTABLISHED_V4_IP_PROTOCOL,
+    local_address: sys::FWPS_FIELD_ALE_FLOW_ESTABLISHED_V4_IP_LOCAL_ADDRESS,
+    local_port: sys::FWPS_FIELD_ALE_FLOW_ESTABLISHED_V4_IP_LOCAL_PORT,
+    remote_address: sys::FWPS_FIELD_ALE_FLOW_ESTABLISHED_V4_IP_REMOTE_ADDRESS,
+    remote_port: sys::FWPS_FIELD_ALE_FLOW_ESTABLISHED_V4_IP_REMOTE_PORT,
+    direction: sys::FWPS_FIELD_ALE_FLOW_ESTABLISHED_V4_DIRECTION,
+};
+
+const FLOW_ESTABLISHED_V6: FlowFieldMap = FlowFieldMap {
+    protocol: sys::FWPS_FIELD_ALE_FLOW_ESTABLISHED_V6_IP_PROTOCOL,
+    local_address: sys::FWPS_FIELD_ALE_FLOW_ESTABLISHED_V6_IP_LOCAL_ADDRESS,
+    local_port: sys::FWPS_FIELD_ALE_FLOW_ESTABLISHED_V6_IP_LOCAL_PORT,
+    remote_address: sys::FWPS_FIELD_ALE_FLOW_ESTABLISHED_V6_IP_REMOTE_ADDRESS,
+    remote_port: sys::FWPS_FIELD_ALE_FLOW_ESTABLISHED_V6_IP_REMOTE_PORT,
+    direction: sys::FWPS_FIELD_ALE_FLOW_ESTABLISHED_V6_DIRECTION,
+};
+
+const fn flow_fields(version: IpVersion) -> FlowFieldMap {
+    match version {
+        IpVersion::V4 => FLOW_ESTABLISHED_V4,
+        IpVersion::V6 => FLOW_ESTABLISHED_V6,
+    }
+}
 
 /// The incoming values of one classify, bounds- and type-checked.
 pub struct IncomingValues<'a> {
@@ -306,9 +339,32 @@ pub fn read_pendable<'a>(
 /// The IP protocol at ALE_FLOW_ESTABLISHED (the stream flow context is only for TCP).
 #[must_use]
 pub fn flow_established_protocol(version: IpVersion, values: &IncomingValues<'_>) -> Option<u8> {
-    values.uint8(match version {
-        IpVersion::V4 => FLOW_ESTABLISHED_PROTOCOL_V4,
-        IpVersion::V6 => FLOW_ESTABLISHED_PROTOCOL_V6,
+    values.uint8(flow_fields(version).protocol)
+}
+
+/// The connection of a flow at ALE_FLOW_ESTABLISHED, for its events: `None` when the protocol or
+/// an address is missing (the flow is then not inspected). `FWP_DIRECTION_INBOUND` marks a
+/// connection this machine accepted; anything else is read as outbound.
+/// <https://learn.microsoft.com/en-us/windows-hardware/drivers/network/filtering-layer-identifiers>
+#[must_use]
+pub fn read_flow_established(
+    version: IpVersion,
+    values: &IncomingValues<'_>,
+    metadata: &Metadata,
+) -> Option<FlowEndpoints> {
+    let map = flow_fields(version);
+    // FWP_DIRECTION is a C enum (i32); the field is an FWP_UINT32.
+    let inbound = u32::try_from(sys::FWP_DIRECTION_INBOUND).unwrap_or(u32::MAX);
+    let direction =
+        if values.uint32(map.direction) == Some(inbound) { Direction::Inbound } else { Direction::Outbound };
+    Some(FlowEndpoints {
+        ip_protocol: values.uint8(map.protocol)?,
+        direction,
+        local_address: values.address(map.local_address, version)?,
+        local_port: values.uint16(map.local_port).unwrap_or(0),
+        remote_address: values.address(map.remote_address, version)?,
+        remote_port: values.uint16(map.remote_port).unwrap_or(0),
+        process_id: metadata.process_id.unwrap_or(0),
     })
 }
 
@@ -419,25 +475,43 @@ pub unsafe fn write_continue(out: *mut sys::FWPS_CLASSIFY_OUT0) {
     }
 }
 
-/// The stream layer's answer: always `actionType` = PERMIT and `streamAction` = NONE with
-/// `countBytesEnforced` = the indication's length (S6; never NEED_MORE_DATA).
+/// The stream layer's answer, exactly as the core's [`StreamOutWrite`] says: `actionType` PERMIT
+/// or BLOCK and `streamAction` NONE, ALLOW_CONNECTION or DROP_CONNECTION, always both (S6);
+/// `countBytesRequired` = 0 (never NEED_MORE_DATA) and `countBytesEnforced` = the indication's
+/// length (the action covers all of it).
 /// <https://learn.microsoft.com/en-us/windows-hardware/drivers/ddi/fwpsk/ns-fwpsk-fwps_stream_callout_io_packet0_>
 ///
 /// # Safety
 /// `out` as [`write_decision`]; `layer_data` as [`StreamIndication::read`] (writable).
-pub unsafe fn write_stream_permit(
+pub unsafe fn write_stream(
     out: *mut sys::FWPS_CLASSIFY_OUT0,
     layer_data: *mut sys::FWPS_STREAM_CALLOUT_IO_PACKET0,
+    write: StreamOutWrite,
     length: usize,
 ) {
     // SAFETY: the caller guarantees `out` is NULL or valid and writable.
     if let Some(out) = unsafe { out.as_mut() } {
-        out.actionType = sys::FWP_ACTION_PERMIT;
+        out.actionType = if write.block { sys::FWP_ACTION_BLOCK } else { sys::FWP_ACTION_PERMIT };
     }
     // SAFETY: the caller guarantees `layer_data` is NULL or valid and writable.
     if let Some(packet) = unsafe { layer_data.as_mut() } {
-        packet.streamAction = sys::FWPS_STREAM_ACTION_NONE;
+        packet.streamAction = match write.stream_action {
+            StreamActionCode::None => sys::FWPS_STREAM_ACTION_NONE,
+            StreamActionCode::AllowConnection => sys::FWPS_STREAM_ACTION_ALLOW_CONNECTION,
+            StreamActionCode::DropConnection => sys::FWPS_STREAM_ACTION_DROP_CONNECTION,
+        };
         packet.countBytesEnforced = length;
         packet.countBytesRequired = 0;
     }
+}
+
+/// Whether the filter that invoked the callout has the action type `FWP_ACTION_CALLOUT_UNKNOWN`
+/// (the only one under which WFP honours `FWPS_STREAM_ACTION_DROP_CONNECTION`).
+///
+/// # Safety
+/// `filter` is classifyFn's `filter` argument (or NULL), valid for the classify.
+#[must_use]
+pub unsafe fn filter_is_callout_unknown(filter: *const sys::FWPS_FILTER3) -> bool {
+    // SAFETY: the caller guarantees `filter` is NULL or valid.
+    unsafe { filter.as_ref() }.is_some_and(|filter| filter.action.r#type == sys::FWP_ACTION_CALLOUT_UNKNOWN)
 }

@@ -290,7 +290,7 @@ fn tollgate_plan_is_valid_and_complete() {
         assert_eq!(filter.weight, FilterWeight::Auto);
         assert_eq!(callout.flags & FWP_CALLOUT_FLAG_ALLOW_MID_STREAM_INSPECTION, 0);
         let (flags, flow_delete, action) = match callout.classify {
-            ClassifyKind::Stream => (FWP_CALLOUT_FLAG_CONDITIONAL_ON_FLOW, true, FilterAction::CalloutTerminating),
+            ClassifyKind::Stream => (FWP_CALLOUT_FLAG_CONDITIONAL_ON_FLOW, true, FilterAction::CalloutUnknown),
             ClassifyKind::AuthConnect | ClassifyKind::ResourceAssignment => {
                 (0, false, FilterAction::CalloutTerminating)
             }

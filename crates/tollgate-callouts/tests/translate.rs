@@ -17,10 +17,11 @@
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use tollgate_callouts::translate::{
-    ClassifyKind, IncomingValues, IpVersion, Metadata, StreamIndication, can_write_action, layer_of, read_pendable,
-    write_continue, write_decision, write_stream_permit,
+    ClassifyKind, IncomingValues, IpVersion, Metadata, StreamIndication, can_write_action, filter_is_callout_unknown,
+    layer_of, read_flow_established, read_pendable, write_continue, write_decision, write_stream,
 };
-use tollgate_core::{ClassifyDecision, DecisionReason, PendId, PendLayer, Verdict};
+use tollgate_core::stream::StreamAction;
+use tollgate_core::{ClassifyDecision, DecisionReason, Direction, PendId, PendLayer, Verdict};
 use tollgate_wfp_sys as sys;
 
 fn value_u8(v: u8) -> sys::FWPS_INCOMING_VALUE0 {
@@ -248,11 +249,61 @@ fn stream_indications_tolerate_null_and_always_get_both_actions() {
     assert!(indication.segment.outbound && indication.segment.disconnect);
     assert_eq!(indication.segment.length, 0, "no chain, no bytes, whatever dataLength says");
     assert!(!indication.has_data());
-    // The answer always sets both actions and never asks for more data.
-    let mut out = sys::FWPS_CLASSIFY_OUT0::default();
-    unsafe { write_stream_permit(&mut out, &mut packet, 0) };
-    assert_eq!(out.actionType, sys::FWP_ACTION_PERMIT);
-    assert_eq!(packet.streamAction, sys::FWPS_STREAM_ACTION_NONE);
-    assert_eq!((packet.countBytesEnforced, packet.countBytesRequired), (0, 0));
-    unsafe { write_stream_permit(core::ptr::null_mut(), core::ptr::null_mut(), 5) };
+    // The answer always sets both actions, covers the whole indication and never asks for more
+    // data, whatever the core decided.
+    let cases = [
+        (StreamAction::Permit, true, sys::FWP_ACTION_PERMIT, sys::FWPS_STREAM_ACTION_NONE),
+        (StreamAction::AllowConnection, true, sys::FWP_ACTION_PERMIT, sys::FWPS_STREAM_ACTION_ALLOW_CONNECTION),
+        (StreamAction::DropConnection, true, sys::FWP_ACTION_BLOCK, sys::FWPS_STREAM_ACTION_DROP_CONNECTION),
+        // Under a filter that is not CALLOUT_UNKNOWN, WFP ignores DROP_CONNECTION: block instead.
+        (StreamAction::DropConnection, false, sys::FWP_ACTION_BLOCK, sys::FWPS_STREAM_ACTION_NONE),
+    ];
+    for (action, unknown, action_type, stream_action) in cases {
+        let mut out = sys::FWPS_CLASSIFY_OUT0::default();
+        unsafe { write_stream(&mut out, &mut packet, action.classify_out(unknown), 1460) };
+        assert_eq!((out.actionType, packet.streamAction), (action_type, stream_action), "{action:?}");
+        assert_eq!((packet.countBytesEnforced, packet.countBytesRequired), (1460, 0));
+    }
+    unsafe { write_stream(core::ptr::null_mut(), core::ptr::null_mut(), StreamAction::Permit.classify_out(true), 5) };
+}
+
+#[test]
+fn the_filter_action_type_is_read_null_safely() {
+    let mut filter: sys::FWPS_FILTER3 = unsafe { core::mem::zeroed() };
+    filter.action.r#type = sys::FWP_ACTION_CALLOUT_UNKNOWN;
+    assert!(unsafe { filter_is_callout_unknown(&filter) });
+    filter.action.r#type = sys::FWP_ACTION_CALLOUT_TERMINATING;
+    assert!(!unsafe { filter_is_callout_unknown(&filter) });
+    assert!(!unsafe { filter_is_callout_unknown(core::ptr::null()) });
+}
+
+#[test]
+fn a_flow_established_v4_classify_reads_the_connection() {
+    let mut values = vec![empty(); sys::FWPS_FIELD_ALE_FLOW_ESTABLISHED_V4_DIRECTION + 1];
+    values[sys::FWPS_FIELD_ALE_FLOW_ESTABLISHED_V4_IP_PROTOCOL] = value_u8(6);
+    values[sys::FWPS_FIELD_ALE_FLOW_ESTABLISHED_V4_IP_LOCAL_ADDRESS] = value_u32(0x0A00_0001);
+    values[sys::FWPS_FIELD_ALE_FLOW_ESTABLISHED_V4_IP_LOCAL_PORT] = value_u16(50_000);
+    values[sys::FWPS_FIELD_ALE_FLOW_ESTABLISHED_V4_IP_REMOTE_ADDRESS] = value_u32(0xC000_0207);
+    values[sys::FWPS_FIELD_ALE_FLOW_ESTABLISHED_V4_IP_REMOTE_PORT] = value_u16(443);
+    values[sys::FWPS_FIELD_ALE_FLOW_ESTABLISHED_V4_DIRECTION] =
+        value_u32(u32::try_from(sys::FWP_DIRECTION_INBOUND).unwrap());
+    let header = sys::FWPS_INCOMING_VALUES0 {
+        layerId: sys::FWPS_LAYER_ALE_FLOW_ESTABLISHED_V4,
+        valueCount: u32::try_from(values.len()).unwrap(),
+        incomingValue: values.as_mut_ptr(),
+    };
+    let view = unsafe { IncomingValues::new(&header) };
+    let meta = metadata(0x1000, 4242);
+    let read = unsafe { Metadata::read(&meta) };
+    let flow = read_flow_established(IpVersion::V4, &view, &read).unwrap();
+    assert_eq!(flow.ip_protocol, 6);
+    assert_eq!(flow.direction, Direction::Inbound);
+    assert_eq!(flow.local_address, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
+    assert_eq!((flow.local_port, flow.remote_port), (50_000, 443));
+    assert_eq!(flow.remote_address, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)));
+    assert_eq!(flow.process_id, 4242);
+    // No protocol: not a flow Tollgate can describe.
+    values[sys::FWPS_FIELD_ALE_FLOW_ESTABLISHED_V4_IP_PROTOCOL] = empty();
+    let view = unsafe { IncomingValues::new(&header) };
+    assert!(read_flow_established(IpVersion::V4, &view, &read).is_none());
 }

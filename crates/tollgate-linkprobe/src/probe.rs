@@ -18,7 +18,7 @@ use tollgate_callouts::registration::{
 };
 use tollgate_callouts::shims::{self, DriverState};
 use tollgate_control::{ControlDevice, FileId, ServiceSlot};
-use tollgate_core::stream::FlowTable;
+use tollgate_core::stream::{FlowTable, FlowTableConfig};
 use tollgate_core::{Core, CoreConfig, Platform};
 use tollgate_kernel::{DeferredWork, KernelPlatform, KernelRundown, KernelSpinLock};
 use tollgate_protocol::{
@@ -204,8 +204,13 @@ mod user_mode {
 
 // ---- the driver's state, as the shell builds it --------------------------------------------------
 
-/// Flows the stream callout inspects at once (the shell's `STREAM_FLOW_CAPACITY`).
-const STREAM_FLOW_CAPACITY: u32 = 4_096;
+/// The stream callout's table (the shell's `STREAM_CONFIG`).
+const STREAM_CONFIG: FlowTableConfig = FlowTableConfig {
+    flows: 4_096,
+    reassembly_buffers: 64,
+    events: 512,
+    after_inspection: tollgate_core::stream::AfterInspection::AllowConnection,
+};
 /// How many `STATUS_DEVICE_BUSY` answers unload tolerates per callout (the shell's value).
 const MAX_BUSY_RETRIES: u32 = 1_000;
 /// The IOCTL system buffer of the probe's device-control calls.
@@ -344,7 +349,7 @@ pub extern "system" fn DriverEntry(driver_object: *mut c_void, registry_path: *c
         Ok(core) => core,
         Err(error) => return tollgate_control::core_error_status(error),
     };
-    let Ok(flows) = FlowTable::<KernelSpinLock>::new(STREAM_FLOW_CAPACITY) else {
+    let Ok(flows) = FlowTable::<KernelSpinLock>::new(STREAM_CONFIG) else {
         return wfp::STATUS_INSUFFICIENT_RESOURCES;
     };
     let Ok(state) = try_leak(DriverState::new(core, flows)) else {

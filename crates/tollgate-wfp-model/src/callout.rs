@@ -87,6 +87,22 @@ pub enum StreamAction {
     DropConnection,
     /// FWPS_STREAM_ACTION_DEFER.
     Defer,
+    /// FWPS_STREAM_ACTION_ALLOW_CONNECTION: permit the rest of the flow; WFP stops classifying it.
+    AllowConnection,
+}
+
+/// `FWPS_FILTER3::action.type` of the filter that invoked the callout (`FWP_ACTION_CALLOUT_*`).
+/// <https://learn.microsoft.com/en-us/windows/win32/api/fwptypes/ns-fwptypes-fwpm_action0>
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FilterAction {
+    /// FWP_ACTION_CALLOUT_TERMINATING: the callout always returns PERMIT or BLOCK.
+    #[default]
+    CalloutTerminating,
+    /// FWP_ACTION_CALLOUT_INSPECTION: the callout never returns PERMIT or BLOCK.
+    CalloutInspection,
+    /// FWP_ACTION_CALLOUT_UNKNOWN: the callout may or may not decide; the only filter action under
+    /// which WFP honours FWPS_STREAM_ACTION_DROP_CONNECTION.
+    CalloutUnknown,
 }
 
 /// What identifies a connection in every ALE classify (the incoming values).
@@ -159,6 +175,8 @@ pub struct ClassifyCall {
     pub callout_id: u32,
     /// The filter that matched.
     pub filter_id: u64,
+    /// The matching filter's `action.type`.
+    pub filter_action: FilterAction,
     /// The incoming values.
     pub values: ConnectionValues,
     /// The metadata.

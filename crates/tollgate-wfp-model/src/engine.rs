@@ -21,7 +21,8 @@ use tollgate_wfp_sys::{
 use crate::bugcheck::{BugCheck, Hazard, StopCode};
 use crate::callout::{
     Action, CalloutDriver, ClassifyCall, ClassifyContext, ClassifyHandle, ClassifyOut, CompletionContext,
-    CompletionHandle, ConnectionValues, Layer, Metadata, Protocol, StreamAction, StreamDataRef, StreamPacket,
+    CompletionHandle, ConnectionValues, FilterAction, Layer, Metadata, Protocol, StreamAction, StreamDataRef,
+    StreamPacket,
 };
 use crate::irql::{self, Irql};
 
@@ -122,6 +123,13 @@ pub struct EngineCounters {
     pub stream_indications: u64,
     /// Stream bytes indicated.
     pub stream_bytes: u64,
+    /// Stream indications not classified because the flow was allowed with
+    /// FWPS_STREAM_ACTION_ALLOW_CONNECTION.
+    pub stream_indications_allowed_through: u64,
+    /// Bytes in those indications.
+    pub stream_bytes_allowed_through: u64,
+    /// Connections dropped by a stream callout (FWPS_STREAM_ACTION_DROP_CONNECTION).
+    pub stream_drops: u64,
     /// Connections blocked because their filter's callout was unregistered.
     pub blocked_by_orphaned_filter: u64,
     /// Endpoint handles reused after their endpoint was freed.
@@ -153,6 +161,7 @@ struct Registration {
 struct Filter {
     layer: Layer,
     callout_id: u32,
+    action: FilterAction,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -175,6 +184,8 @@ struct Connection {
     next_step: TeardownStep,
     /// A teardown notification pended with `FwpsPendClassify0`, not yet completed.
     waiting_on: Option<u64>,
+    /// A stream classify answered FWPS_STREAM_ACTION_ALLOW_CONNECTION: no more stream classifies.
+    stream_allowed: bool,
 }
 
 struct PendRecord {
@@ -268,8 +279,8 @@ impl State {
         }
     }
 
-    fn filter_for(&self, layer: Layer) -> Option<(u64, u32)> {
-        self.filters.iter().filter(|(_, f)| f.layer == layer).map(|(id, f)| (*id, f.callout_id)).min()
+    fn filter_for(&self, layer: Layer) -> Option<(u64, u32, FilterAction)> {
+        self.filters.iter().filter(|(_, f)| f.layer == layer).map(|(id, f)| (*id, f.callout_id, f.action)).min()
     }
 
     fn allocate_endpoint(&mut self) -> (u64, u64) {
@@ -294,6 +305,8 @@ struct Invocation {
     pended_classify: Option<u64>,
     /// No callout ran (no filter at the layer): the layer's default, permit.
     no_callout: bool,
+    /// The matching filter's action type (default when there was none).
+    filter_action: FilterAction,
 }
 
 /// The modelled filter engine (plus the parts of tcpip and NETIO it stands for).
@@ -421,9 +434,14 @@ impl Engine {
 
     /// `FwpmFilterAdd0` with a callout action at `layer` (in the dynamic session). PASSIVE_LEVEL.
     pub fn add_filter(&self, layer: Layer, callout_id: u32) -> u64 {
+        self.add_filter_with_action(layer, callout_id, FilterAction::default())
+    }
+
+    /// `FwpmFilterAdd0` with the filter's `action.type` (`FWP_ACTION_CALLOUT_*`). PASSIVE_LEVEL.
+    pub fn add_filter_with_action(&self, layer: Layer, callout_id: u32, action: FilterAction) -> u64 {
         let mut state = self.lock();
         let id = state.id();
-        state.filters.insert(id, Filter { layer, callout_id });
+        state.filters.insert(id, Filter { layer, callout_id, action });
         id
     }
 
@@ -472,6 +490,7 @@ impl Engine {
                     flow: None,
                     next_step: TeardownStep::Closure,
                     waiting_on: None,
+                    stream_allowed: false,
                 },
             );
             state.counters.opened = state.counters.opened.saturating_add(1);
@@ -891,12 +910,13 @@ impl Engine {
             if state.bugcheck.is_some() {
                 return None;
             }
-            let Some((filter_id, callout_id)) = state.filter_for(layer) else {
+            let Some((filter_id, callout_id, filter_action)) = state.filter_for(layer) else {
                 return Some(Invocation {
                     out: ClassifyOut::fresh(true, no_more_data),
                     pended_operation: false,
                     pended_classify: None,
                     no_callout: true,
+                    filter_action: FilterAction::default(),
                 });
             };
             let registration = state.registrations.get(&callout_id).map(|r| (r.registered, r.driver.clone()));
@@ -910,7 +930,13 @@ impl Engine {
                     let mut out = ClassifyOut::fresh(false, no_more_data);
                     out.action = Some(Action::Block);
                     out.stream_action = Some(StreamAction::None);
-                    return Some(Invocation { out, pended_operation: false, pended_classify: None, no_callout: false });
+                    return Some(Invocation {
+                        out,
+                        pended_operation: false,
+                        pended_classify: None,
+                        no_callout: false,
+                        filter_action,
+                    });
                 }
             };
             if state.driver_unloaded {
@@ -947,6 +973,7 @@ impl Engine {
                 layer,
                 callout_id,
                 filter_id,
+                filter_action,
                 values,
                 metadata: Metadata {
                     transport_endpoint_handle: ale.then_some(endpoint),
@@ -983,6 +1010,7 @@ impl Engine {
             pended_operation: finished.pended_operation,
             pended_classify: finished.pended_classify,
             no_callout: false,
+            filter_action: call.filter_action,
         })
     }
 
@@ -1089,6 +1117,7 @@ impl Engine {
             if c.values.protocol != Protocol::Tcp {
                 return;
             }
+            let allowed = c.stream_allowed;
             let Some(flow) = c.flow else {
                 return;
             };
@@ -1098,6 +1127,16 @@ impl Engine {
                 return;
             }
             let length: usize = chain.iter().map(Vec::len).sum();
+            // FWPS_STREAM_ACTION_ALLOW_CONNECTION: "WFP stops classifying any data segments to the
+            // callout" for this flow.
+            // https://learn.microsoft.com/en-us/windows-hardware/drivers/ddi/fwpsk/ns-fwpsk-fwps_stream_callout_io_packet0_
+            if allowed {
+                state.counters.stream_indications_allowed_through =
+                    state.counters.stream_indications_allowed_through.saturating_add(1);
+                state.counters.stream_bytes_allowed_through =
+                    state.counters.stream_bytes_allowed_through.saturating_add(length as u64);
+                return;
+            }
             let id = state.id();
             state.issued_stream_data.insert(id);
             state.live_stream_data.insert(id, chain);
@@ -1139,7 +1178,29 @@ impl Engine {
             if out.count_bytes_enforced > length {
                 state.hazard("S6", format!("countBytesEnforced {} > dataLength {length}", out.count_bytes_enforced));
             }
-            out.stream_action == Some(StreamAction::DropConnection) || out.action == Some(Action::Block)
+            let drop_requested = out.stream_action == Some(StreamAction::DropConnection);
+            if drop_requested && result.filter_action != FilterAction::CalloutUnknown {
+                // Honoured only under FWP_ACTION_CALLOUT_UNKNOWN: anywhere else the connection
+                // is not torn down and the application hangs on it.
+                state.hazard(
+                    "S6",
+                    format!(
+                        "FWPS_STREAM_ACTION_DROP_CONNECTION under a {:?} filter (only FWP_ACTION_CALLOUT_UNKNOWN honours it)",
+                        result.filter_action
+                    ),
+                );
+            }
+            if out.stream_action == Some(StreamAction::AllowConnection)
+                && let Some(c) = state.connections.get_mut(&conn)
+            {
+                c.stream_allowed = true;
+            }
+            let dropped = (drop_requested && result.filter_action == FilterAction::CalloutUnknown)
+                || out.action == Some(Action::Block);
+            if dropped {
+                state.counters.stream_drops = state.counters.stream_drops.saturating_add(1);
+            }
+            dropped
         };
         if drop_connection && !no_more_data {
             self.close(conn, CloseKind::Reset);

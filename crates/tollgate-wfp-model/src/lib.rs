@@ -57,7 +57,8 @@ pub mod platform;
 
 pub use bugcheck::{BugCheck, Hazard, StopCode};
 pub use callout::{
-    Action, CalloutDriver, ClassifyCall, ClassifyOut, ConnectionValues, Layer, Protocol, StreamAction, StreamPacket,
+    Action, CalloutDriver, ClassifyCall, ClassifyOut, ConnectionValues, FilterAction, Layer, Protocol, StreamAction,
+    StreamPacket,
 };
 pub use engine::{
     CloseKind, ConnId, Engine, EngineConfig, EngineCounters, EngineReport, Outcome, Phase, StreamShape,

@@ -140,8 +140,12 @@ impl ClassifyKind {
     const fn filter_action(self) -> FilterAction {
         // Terminating: the callout must return PERMIT or BLOCK; inspection: CONTINUE.
         // https://learn.microsoft.com/windows/win32/api/fwpstypes/ns-fwpstypes-fwps_action0
+        // Stream: CALLOUT_UNKNOWN, because FWPS_STREAM_ACTION_DROP_CONNECTION (the domain
+        // blocklist's answer) is honoured only under it.
+        // https://learn.microsoft.com/en-us/windows-hardware/drivers/ddi/fwpsk/ns-fwpsk-fwps_stream_callout_io_packet0_
         match self {
-            Self::AuthConnect | Self::ResourceAssignment | Self::Stream => FilterAction::CalloutTerminating,
+            Self::AuthConnect | Self::ResourceAssignment => FilterAction::CalloutTerminating,
+            Self::Stream => FilterAction::CalloutUnknown,
             Self::EndpointClosure | Self::ResourceRelease | Self::FlowEstablished => FilterAction::CalloutInspection,
         }
     }

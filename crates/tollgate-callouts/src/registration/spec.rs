@@ -355,6 +355,9 @@ pub enum FilterAction {
     CalloutTerminating,
     /// `FWP_ACTION_CALLOUT_INSPECTION`: the callout returns CONTINUE.
     CalloutInspection,
+    /// `FWP_ACTION_CALLOUT_UNKNOWN`: the callout may decide or not; the only action under which
+    /// WFP honours `FWPS_STREAM_ACTION_DROP_CONNECTION`.
+    CalloutUnknown,
 }
 
 /// A filter's weight (<https://learn.microsoft.com/windows/win32/fwp/filter-weight-assignment>).

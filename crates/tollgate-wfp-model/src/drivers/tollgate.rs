@@ -8,7 +8,9 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tollgate_core::stream::{FlowId, FlowOwner, FlowTable, StreamSegment};
+use tollgate_core::stream::{
+    DomainBlocklist, FlowEndpoints, FlowId, FlowOwner, FlowTable, FlowTableConfig, StreamActionCode, StreamSegment,
+};
 use tollgate_core::{
     ClassifyDecision, ClassifyRequest, ConnectionFacts, Core, CoreConfig, CoreError, Direction, EndpointHandle,
     PendLayer, Platform, TeardownSource, Verdict,
@@ -18,7 +20,7 @@ use tollgate_wfp_sys::{
     FWPS_STREAM_FLAG_SEND_ABORT, FWPS_STREAM_FLAG_SEND_DISCONNECT, STATUS_DEVICE_BUSY, STATUS_SUCCESS,
 };
 
-use crate::callout::{Action, CalloutDriver, ClassifyCall, ClassifyOut, Layer, StreamAction};
+use crate::callout::{Action, CalloutDriver, ClassifyCall, ClassifyOut, FilterAction, Layer, StreamAction};
 use crate::engine::Engine;
 use crate::platform::{ModelPlatform, ModelRundown, ModelSpinLock, NotificationRequest};
 
@@ -43,6 +45,7 @@ pub struct TollgateDriver {
     ignore_teardown: std::sync::atomic::AtomicBool,
     core: Core<ModelPlatform>,
     flows: FlowTable<ModelSpinLock>,
+    blocklist: DomainBlocklist,
     registered: Mutex<Registered>,
 }
 
@@ -72,14 +75,27 @@ impl TollgateDriver {
     /// # Errors
     /// [`LoadError`] when any step fails; everything already registered is undone.
     pub fn load(engine: &Arc<Engine>, config: CoreConfig) -> Result<Arc<TollgateDriver>, LoadError> {
+        Self::load_with(engine, config, FlowTableConfig { flows: FLOW_CAPACITY, ..FlowTableConfig::default() })
+    }
+
+    /// [`TollgateDriver::load`] with the stream callout's table sized and configured by `stream`.
+    ///
+    /// # Errors
+    /// As [`TollgateDriver::load`].
+    pub fn load_with(
+        engine: &Arc<Engine>,
+        config: CoreConfig,
+        stream: FlowTableConfig,
+    ) -> Result<Arc<TollgateDriver>, LoadError> {
         let core = Core::new(ModelPlatform::new(engine.clone()), ModelRundown::new(engine.clone()), config)
             .map_err(LoadError::Core)?;
-        let flows = FlowTable::new(FLOW_CAPACITY).map_err(|_| LoadError::FlowTable)?;
+        let flows = FlowTable::new(stream).map_err(|_| LoadError::FlowTable)?;
         let driver = Arc::new(TollgateDriver {
             #[cfg(feature = "planted-bugs")]
             ignore_teardown: std::sync::atomic::AtomicBool::new(false),
             core,
             flows,
+            blocklist: DomainBlocklist::new(),
             registered: Mutex::new(Registered::default()),
         });
         for layer in Layer::ALL {
@@ -94,7 +110,17 @@ impl TollgateDriver {
         }
         let callouts = driver.registered().callouts.clone();
         for (layer, id) in callouts {
-            let filter = engine.add_filter(layer, id);
+            // The filter actions of the kernel's registration plan: terminating where Tollgate
+            // decides, inspection where it only watches, and CALLOUT_UNKNOWN at the stream layer
+            // (the only action under which FWPS_STREAM_ACTION_DROP_CONNECTION is honoured).
+            let action = match layer {
+                Layer::ResourceAssignment | Layer::AuthConnect => FilterAction::CalloutTerminating,
+                Layer::Stream => FilterAction::CalloutUnknown,
+                Layer::FlowEstablished | Layer::EndpointClosure | Layer::ResourceRelease => {
+                    FilterAction::CalloutInspection
+                }
+            };
+            let filter = engine.add_filter_with_action(layer, id, action);
             driver.registered().filters.push(filter);
         }
         Ok(driver)
@@ -138,6 +164,18 @@ impl TollgateDriver {
     #[must_use]
     pub fn live_flows(&self) -> usize {
         self.flows.live_count()
+    }
+
+    /// The stream callout's flow table (for the IOCTL dispatch and the report).
+    #[must_use]
+    pub fn flows(&self) -> &FlowTable<ModelSpinLock> {
+        &self.flows
+    }
+
+    /// The domain blocklist (for the IOCTL dispatch).
+    #[must_use]
+    pub fn blocklist(&self) -> &DomainBlocklist {
+        &self.blocklist
     }
 
     /// The DPC / work item: runs the core's deferred work if it asked for it, and timeouts.
@@ -242,14 +280,24 @@ impl TollgateDriver {
         };
         // The model's engine has one stream layer; the id stands for FWPS_LAYER_STREAM_V4/V6.
         let owner = FlowOwner { flow_handle: flow, layer_id: 0, callout_id: stream_callout };
-        let Some(id) = self.flows.attach(EndpointHandle(endpoint), owner) else {
+        let endpoints = FlowEndpoints {
+            ip_protocol: call.values.protocol.number(),
+            // The model's connections are all opened by this machine (ALE_AUTH_CONNECT).
+            direction: Direction::Outbound,
+            local_address: call.values.local.ip(),
+            local_port: call.values.local.port(),
+            remote_address: call.values.remote.ip(),
+            remote_port: call.values.remote.port(),
+            process_id: call.values.process_id,
+        };
+        let Some(id) = self.flows.attach(EndpointHandle(endpoint), owner, endpoints, engine.now()) else {
             return;
         };
         // https://learn.microsoft.com/en-us/windows-hardware/drivers/ddi/fwpsk/nf-fwpsk-fwpsflowassociatecontext0
         if engine.fwps_flow_associate_context0(flow, Layer::Stream, stream_callout, id.to_raw()) == STATUS_SUCCESS {
             self.registered().flows.push((flow, id));
         } else {
-            let _ = self.flows.remove(id);
+            self.flows.forget(id);
         }
     }
 
@@ -276,12 +324,20 @@ impl TollgateDriver {
             None => (StreamSegment { outbound: false, length: 0, disconnect: false }, None, 0),
         };
         let now = engine.now();
-        let _ = self.flows.on_segment(FlowId::from_raw(call.flow_context), segment, now, |buffer| match data {
-            Some(data) => engine.fwps_copy_stream_data_to_buffer0(data, buffer),
-            None => 0,
+        let action =
+            self.flows.on_segment(FlowId::from_raw(call.flow_context), segment, now, &self.blocklist, |buffer| {
+                match data {
+                    Some(data) => engine.fwps_copy_stream_data_to_buffer0(data, buffer),
+                    None => 0,
+                }
+            });
+        let write = action.classify_out(call.filter_action == FilterAction::CalloutUnknown);
+        out.action = Some(if write.block { Action::Block } else { Action::Permit });
+        out.stream_action = Some(match write.stream_action {
+            StreamActionCode::None => StreamAction::None,
+            StreamActionCode::AllowConnection => StreamAction::AllowConnection,
+            StreamActionCode::DropConnection => StreamAction::DropConnection,
         });
-        out.action = Some(Action::Permit);
-        out.stream_action = Some(StreamAction::None);
         out.count_bytes_enforced = length;
     }
 }
@@ -315,9 +371,9 @@ impl CalloutDriver for TollgateDriver {
         }
     }
 
-    fn flow_delete(&self, _engine: &Engine, _layer: Layer, _callout_id: u32, flow_context: u64) {
+    fn flow_delete(&self, engine: &Engine, _layer: Layer, _callout_id: u32, flow_context: u64) {
         // One table-removal path for every teardown signal (ARCHITECTURE.md §3).
-        if let Some(facts) = self.flows.remove(FlowId::from_raw(flow_context)) {
+        if let Some(facts) = self.flows.remove(FlowId::from_raw(flow_context), engine.now()) {
             let _ = self.core.endpoint_teardown(facts.endpoint, TeardownSource::FlowDelete, None);
         }
         let id = FlowId::from_raw(flow_context);
