@@ -4,10 +4,10 @@
 //! The only allocation on those paths is the fallible copy of a non-empty app path.
 //!
 //! Measured with a counting global allocator, so this file is its own test binary.
-#![allow(clippy::unwrap_used, clippy::panic, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tollgate_core::host::{AtomicRundown, HostCompletionHandle, HostPlatform};
 use tollgate_core::{
@@ -17,13 +17,18 @@ use tollgate_core::{
 
 struct CountingAllocator;
 
-static COUNTING: AtomicBool = AtomicBool::new(false);
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// Counting is per thread: the test harness allocates on its own threads (spawning the next
+    /// test, capturing output) while a measurement runs, and that is not the code under test.
+    static COUNTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
 
 // SAFETY: forwards every call unchanged to the system allocator; the counter has no effect on memory.
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
+        if COUNTING.with(std::cell::Cell::get) {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: the caller's contract for `alloc` is passed through unchanged.
@@ -45,9 +50,9 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// Allocations made by `f`.
 fn allocations_during(f: impl FnOnce()) -> usize {
     ALLOCATIONS.store(0, Ordering::SeqCst);
-    COUNTING.store(true, Ordering::SeqCst);
+    COUNTING.with(|counting| counting.set(true));
     f();
-    COUNTING.store(false, Ordering::SeqCst);
+    COUNTING.with(|counting| counting.set(false));
     ALLOCATIONS.load(Ordering::SeqCst)
 }
 
@@ -152,4 +157,69 @@ fn app_path_copy_is_the_only_allocation_per_pend() {
     assert!(pends > 10_000, "the churn must pend ({pends})");
     assert!(allocations >= pends, "each pend copies its app path");
     assert!(allocations < pends + 200, "{allocations} allocations for {pends} pends: more than the path copy");
+}
+
+/// The stream callout's paths — attach, a request split over segments, identification, a blocklist
+/// lookup and drop, a flow that finds no buffer, flowDeleteFn, draining events — allocate nothing
+/// after the table and the blocklist were built.
+#[test]
+fn stream_paths_never_allocate_after_start() {
+    use tollgate_core::host::AtomicSpinLock;
+    use tollgate_core::stream::{
+        DomainBlocklist, DomainSet, FlowEndpoints, FlowOwner, FlowTable, FlowTableConfig, StreamSegment,
+    };
+    use tollgate_inspect::name::PatternKind;
+
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let table: FlowTable<AtomicSpinLock> =
+        FlowTable::new(FlowTableConfig { flows: 64, reassembly_buffers: 2, events: 8, ..FlowTableConfig::default() })
+            .unwrap();
+    let list = DomainBlocklist::new();
+    list.replace(DomainSet::build([(PatternKind::Below, &b"blocked.example"[..])]).unwrap()).unwrap();
+    let endpoints = FlowEndpoints {
+        ip_protocol: 6,
+        direction: Direction::Outbound,
+        local_address: [10, 0, 0, 1].into(),
+        local_port: 50_000,
+        remote_address: [192, 0, 2, 7].into(),
+        remote_port: 80,
+        process_id: 1,
+    };
+    let allocations = allocations_during(|| {
+        for round in 0..2_000_u64 {
+            let host: &[u8] = if round % 3 == 0 { b"www.blocked.example" } else { b"fine.example" };
+            let mut request = *b"GET / HTTP/1.1\r\nHost: ___________________\r\n\r\n";
+            request[22..22 + host.len()].copy_from_slice(host);
+            let request = &request[..22 + host.len()];
+            let request_end = b"\r\n\r\n";
+            let owner = FlowOwner { flow_handle: round, layer_id: 20, callout_id: 7 };
+            let a = table.attach(EndpointHandle(round), owner, endpoints, Ticks(round)).unwrap();
+            let b = table.attach(EndpointHandle(round + 1), owner, endpoints, Ticks(round)).unwrap();
+            let c = table.attach(EndpointHandle(round + 2), owner, endpoints, Ticks(round)).unwrap();
+            for (id, bytes) in [(a, &request[..10]), (b, &request[..12]), (c, request)] {
+                let segment = StreamSegment { outbound: true, length: bytes.len(), disconnect: false };
+                table.on_segment(id, segment, Ticks(round), &list, |buffer| {
+                    let n = buffer.len().min(bytes.len());
+                    buffer[..n].copy_from_slice(&bytes[..n]);
+                    n
+                });
+            }
+            for (id, bytes) in [(a, &request[10..]), (b, &request[12..]), (a, &request_end[..]), (b, &request_end[..])]
+            {
+                let segment = StreamSegment { outbound: true, length: bytes.len(), disconnect: false };
+                table.on_segment(id, segment, Ticks(round), &list, |buffer| {
+                    let n = buffer.len().min(bytes.len());
+                    buffer[..n].copy_from_slice(&bytes[..n]);
+                    n
+                });
+            }
+            for id in [a, b, c] {
+                table.remove(id, Ticks(round));
+            }
+            table.drain_events(usize::MAX, |_| true);
+        }
+    });
+    let stats = table.stats(&list);
+    assert!(stats.flows_dropped > 0 && stats.flows_no_buffer > 0, "the churn reached drop and no-buffer: {stats:?}");
+    assert_eq!(allocations, 0, "the stream paths allocated {allocations} times");
 }
