@@ -120,11 +120,61 @@ const fn is_ows(byte: u8) -> bool {
 /// single LF as a line terminator and ignore any preceding CR".
 fn line_at(data: &[u8], start: usize) -> Option<(&[u8], usize)> {
     let rest = data.get(start..)?;
-    let lf = rest.iter().position(|byte| *byte == LF)?;
+    let lf = find_lf(rest)?;
     let line = rest.get(..lf)?;
     let line = line.strip_suffix(&[CR]).unwrap_or(line);
     Some((line, start.saturating_add(lf).saturating_add(1)))
 }
+
+/// The index of the first LF in `bytes`, looked for eight bytes at a time (a request head is mostly
+/// field values that only need their line end found).
+///
+/// For each 8-byte word `w`, `x = w ^ 0x0a0a…0a` has a zero byte exactly where `w` has a LF, and
+/// `(x - 0x0101…01) & !x & 0x8080…80` is non-zero exactly when `x` has a zero byte, its lowest set
+/// bit in the first one (bytes above a zero byte may be set too, by the borrow, but never below).
+fn find_lf(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const LFS: u64 = u64::from_ne_bytes([LF; 8]);
+    let mut words = bytes.chunks_exact(8);
+    let mut base = 0_usize;
+    for word in &mut words {
+        let Ok(word) = <[u8; 8]>::try_from(word) else { break };
+        let x = u64::from_le_bytes(word) ^ LFS;
+        let zero_bytes = x.wrapping_sub(ONES) & !x & HIGHS;
+        if zero_bytes != 0 {
+            // Little-endian: the first byte is the lowest; `trailing_zeros` / 8 is its index (< 8).
+            return Some(base.saturating_add(usize::try_from(zero_bytes.trailing_zeros() / 8).unwrap_or(0)));
+        }
+        base = base.saturating_add(8);
+    }
+    let tail = words.remainder().iter().position(|byte| *byte == LF)?;
+    Some(base.saturating_add(tail))
+}
+
+/// Whether `byte` may be part of a token such as a field name (RFC 9110 §5.6.2: `tchar`).
+fn is_tchar(byte: u8) -> bool {
+    TCHAR.get(usize::from(byte)).copied().unwrap_or(false)
+}
+
+/// [`is_tchar`] as a table (a lookup per byte of every field name is cheaper than the comparisons).
+// Built at compile time: an index out of bounds here fails the build, it cannot panic at run time.
+#[allow(clippy::indexing_slicing)]
+static TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0_u8;
+    loop {
+        table[byte as usize] = byte.is_ascii_alphanumeric()
+            || matches!(
+                byte,
+                b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~'
+            );
+        if byte == u8::MAX {
+            break table;
+        }
+        byte += 1;
+    }
+};
 
 /// Reads the request line and the header field lines.
 fn read_request_head(data: &[u8], identity: &mut Identity) -> Result<Head, Stop> {
@@ -368,21 +418,26 @@ fn read_field_line(line: &[u8], fields: &mut FieldState, identity: &mut Identity
         note(identity, Malformed::HttpHeader);
         return;
     }
-    let Some(colon) = line.iter().position(|byte| *byte == b':') else {
-        note(identity, Malformed::HttpHeader);
-        return;
-    };
-    let raw_name = line.get(..colon).unwrap_or_default();
+    // The field name is a token (RFC 9110 §5.1), so it ends at the first byte that is not a tchar:
+    // only the name is scanned, not the value.
+    let name_len = line.iter().position(|byte| !is_tchar(*byte)).unwrap_or(line.len());
+    let name = line.get(..name_len).unwrap_or_default();
+    let after_name = line.get(name_len..).unwrap_or_default();
     // RFC 9112 §5.1: "No whitespace is allowed between the field name and colon … A server MUST
     // reject" such a request, but some do not, so read the field anyway.
-    let name = raw_name.trim_ascii_end();
-    if name.len() != raw_name.len() || name.is_empty() {
+    let whitespace = after_name.iter().position(|byte| !is_ows(*byte)).unwrap_or(after_name.len());
+    if after_name.get(whitespace) != Some(&b':') || name.is_empty() {
+        // No colon after the name: not a field line.
+        note(identity, Malformed::HttpHeader);
+        return;
+    }
+    if whitespace > 0 {
         note(identity, Malformed::HttpHeader);
     }
     if !name.eq_ignore_ascii_case(b"host") {
         return;
     }
-    let value = line.get(colon.saturating_add(1)..).unwrap_or_default();
+    let value = after_name.get(whitespace.saturating_add(1)..).unwrap_or_default();
     let value = value.trim_ascii();
     read_host(value, fields, identity);
 }
@@ -483,6 +538,41 @@ mod tests {
         assert_eq!(inspection.progress, Progress::Done);
         assert_eq!(inspection.identity.protocol, AppProtocol::Other);
         assert_eq!(inspect_http(b"GET / HTTP/2.0\r\n").identity.malformed, Some(Malformed::HttpRequestLine));
+    }
+
+    #[test]
+    fn find_lf_finds_the_first_lf_in_every_position() {
+        let mut bytes = [0_u8; 40];
+        for (index, byte) in bytes.iter_mut().enumerate() {
+            // Neighbours of LF in value, and bytes with the high bit set, to provoke false hits.
+            *byte = [0x0b, 0x09, 0x8a, 0x00, 0x0a ^ 0x80, 0xff, 0x01][index % 7];
+        }
+        assert_eq!(find_lf(&bytes), None);
+        for first in 0..bytes.len() {
+            let mut with_lf = bytes;
+            with_lf[first] = LF;
+            if let Some(later) = with_lf.get_mut(first + 3) {
+                *later = LF;
+            }
+            assert_eq!(find_lf(&with_lf), Some(first), "{first}");
+            assert_eq!(find_lf(&with_lf[..first]), None);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn find_lf_is_position(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            proptest::prop_assert_eq!(find_lf(&bytes), bytes.iter().position(|byte| *byte == LF));
+        }
+    }
+
+    #[test]
+    fn field_names_are_tokens() {
+        let identity = inspect_http(b"GET / HTTP/1.1\r\nBad Name: x\r\nHost: ok.example\r\n\r\n").identity;
+        assert_eq!(identity.malformed, Some(Malformed::HttpHeader));
+        assert_eq!(names(&identity)[0], Some((NameSource::HttpHost, &b"ok.example"[..])));
+        let identity = inspect_http(b"GET / HTTP/1.1\r\n: empty-name\r\n\r\n").identity;
+        assert_eq!(identity.malformed, Some(Malformed::HttpHeader));
     }
 
     #[test]

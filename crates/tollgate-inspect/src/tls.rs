@@ -210,27 +210,45 @@ impl<'a> Cursor<'a> {
         Ok(())
     }
 
-    /// Checks that the next `count` handshake bytes are all in `data`, without moving.
-    fn ensure(&self, count: usize) -> Result<(), Stop> {
-        let mut probe = *self;
-        probe.skip(count)
-    }
-
     /// The next `count` handshake bytes as a [`Span`], and moves past them.
     fn span(&mut self, count: usize) -> Result<Span<'a>, Stop> {
-        let start = *self;
+        // Field by field rather than `*self`: a whole-struct copy right after the field updates of
+        // the previous read stalls on store forwarding, measurably in the extension loop.
+        let (pos, record_end, offset) = (self.pos, self.record_end, self.offset);
         self.skip(count)?;
-        Ok(Span { start, len: count })
+        Ok(Span { start: Cursor { data: self.data, pos, record_end, offset }, len: count })
     }
 
+    /// The next `N` bytes when they all lie in the current record and in `data` (the common case,
+    /// read without stepping through [`Cursor::chunk`]); `None` otherwise, and nothing moves.
+    #[inline(always)]
+    fn fixed_in_record<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let end = self.pos.checked_add(N)?;
+        if end > self.record_end {
+            return None;
+        }
+        let bytes: [u8; N] = self.data.get(self.pos..end)?.try_into().ok()?;
+        self.pos = end;
+        self.offset = self.offset.saturating_add(N);
+        Some(bytes)
+    }
+
+    #[inline]
     fn u8(&mut self) -> Result<u8, Stop> {
+        if let Some([byte]) = self.fixed_in_record::<1>() {
+            return Ok(byte);
+        }
         match self.chunk(1)?.first() {
             Some(byte) => Ok(*byte),
             None => Err(Stop::NeedMore { at_least: self.next_progress(1) }),
         }
     }
 
+    #[inline(always)]
     fn u16(&mut self) -> Result<u16, Stop> {
+        if let Some(bytes) = self.fixed_in_record::<2>() {
+            return Ok(u16::from_be_bytes(bytes));
+        }
         Ok(u16::from_be_bytes([self.u8()?, self.u8()?]))
     }
 
@@ -369,11 +387,9 @@ fn read_client_hello(data: &[u8], identity: &mut Identity) -> Result<(), Stop> {
         return Err(Malformed::TlsClientHello.into());
     }
     cursor.fits(suites_len, body_end, Malformed::TlsClientHello)?;
-    cursor.ensure(suites_len)?;
-    for _ in 0..suites_len / 2 {
-        if is_grease(cursor.u16()?) {
-            identity.tls.grease = true;
-        }
+    let suites = cursor.span(suites_len)?;
+    if any_grease(suites) {
+        identity.tls.grease = true;
     }
 
     // legacy_compression_methods<1..2^8-1>.
@@ -531,6 +547,21 @@ fn read_ech(body: Span<'_>, identity: &mut Identity) {
         Some(ECH_INNER) => Ech::Inner,
         Some(_) | None => Ech::Unknown,
     };
+}
+
+/// Whether a list of 2-byte values (cipher suites) holds a GREASE value.
+fn any_grease(span: Span<'_>) -> bool {
+    if let Some(bytes) = span.contiguous() {
+        let values = bytes.chunks_exact(2).filter_map(|pair| <[u8; 2]>::try_from(pair).ok());
+        return values.map(u16::from_be_bytes).any(is_grease);
+    }
+    // Split over records: read value by value (all bytes are present).
+    let mut reader = span.reader();
+    let mut found = false;
+    while let Some(value) = reader.u16() {
+        found |= is_grease(value);
+    }
+    found
 }
 
 /// The normalized name in `span`: read in place when it lies in one record, otherwise gathered
