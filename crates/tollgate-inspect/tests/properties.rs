@@ -22,13 +22,19 @@ fn check_contract(data: &[u8]) -> Inspection {
     inspection
 }
 
-/// Names of `data[..cut]` are a prefix of the names of `data`, for each cut given.
+/// Names of `data[..cut]` are a prefix of the names of `data`, for each cut given; and a prefix
+/// that is done reads exactly like the whole (done means more bytes change nothing).
 fn check_prefix_monotonic(data: &[u8], cuts: impl Iterator<Item = usize>) {
-    let full = names(&check_contract(data).identity);
+    let whole = check_contract(data);
+    let full = names(&whole.identity);
     for cut in cuts {
         let cut = cut.min(data.len());
-        let prefix = names(&check_contract(&data[..cut]).identity);
-        assert!(full.starts_with(&prefix), "after {cut} bytes: {prefix:?}, in all: {full:?}");
+        let prefix = check_contract(&data[..cut]);
+        let prefix_names = names(&prefix.identity);
+        assert!(full.starts_with(&prefix_names), "after {cut} bytes: {prefix_names:?}, in all: {full:?}");
+        if prefix.progress == Progress::Done {
+            assert_eq!(prefix, whole, "done after {cut} bytes, but more bytes changed the result");
+        }
     }
 }
 
@@ -172,7 +178,9 @@ proptest! {
         let host_name = expected_name(host.split(':').next().unwrap());
         let expected = match &target_host {
             Some(authority) if expected_name(authority) == host_name => vec![(NameSource::HttpAuthority, host_name)],
-            Some(authority) => vec![(NameSource::HttpAuthority, expected_name(authority)), (NameSource::HttpHost, host_name)],
+            Some(authority) => {
+                vec![(NameSource::HttpAuthority, expected_name(authority)), (NameSource::HttpHost, host_name)]
+            }
             None => vec![(NameSource::HttpHost, host_name)],
         };
         prop_assert_eq!(names(&whole.identity), expected);
@@ -189,7 +197,8 @@ proptest! {
     ) {
         let message = HelloBuilder::minimal().with(ext::SERVER_NAME, server_name_body(&[&name])).message();
         let name_at = message.len() - name.len();
-        let splits: Vec<usize> = splits.into_iter().map(|split| name_at + split).filter(|split| *split < message.len()).collect();
+        let splits: Vec<usize> =
+            splits.into_iter().map(|split| name_at + split).filter(|split| *split < message.len()).collect();
         let identity = inspect(&records(&message, &splits)).identity;
         let expected = HostName::from_wire(&name);
         prop_assert_eq!(identity.names.primary().map(|(_, host)| *host), (!expected.is_empty()).then_some(expected));
