@@ -1,0 +1,31 @@
+//! `inspect` on arbitrary bytes: never panics, and keeps its contract on the whole input and on a
+//! prefix of it: `at_least` beyond the bytes given, at most two names, names of the prefix a prefix
+//! of the names of the whole, and a prefix that is done reads exactly like the whole.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use tollgate_inspect::{Inspection, Progress, inspect};
+
+fn checked(data: &[u8]) -> Inspection {
+    let inspection = inspect(data);
+    if let Progress::NeedMore { at_least } = inspection.progress {
+        assert!(at_least > data.len(), "at_least {at_least} for {} bytes", data.len());
+    }
+    assert!(inspection.identity.names.len() <= 2);
+    inspection
+}
+
+fuzz_target!(|data: &[u8]| {
+    let whole = checked(data);
+    // A cut derived from the input, so the fuzzer can steer it.
+    let cut = match data.last() {
+        Some(last) => data.len() * usize::from(*last) / 256,
+        None => 0,
+    };
+    let prefix = checked(&data[..cut]);
+    assert!(whole.identity.names.iter().zip(prefix.identity.names.iter()).all(|(a, b)| a == b));
+    assert!(prefix.identity.names.len() <= whole.identity.names.len());
+    if prefix.progress == Progress::Done {
+        assert_eq!(prefix, whole, "more bytes changed a result that was done");
+    }
+});
