@@ -29,8 +29,16 @@
 //! | [`PathTooLong`](ProtocolError::PathTooLong) | `STATUS_NAME_TOO_LONG` 0xC0000106 | an app path over [`MAX_APP_PATH_UNITS`](crate::MAX_APP_PATH_UNITS) |
 //! | [`NonZeroReserved`](ProtocolError::NonZeroReserved) | `STATUS_INVALID_PARAMETER` 0xC000000D | reserved or padding bytes are not zero |
 //! | [`InvalidConfig`](ProtocolError::InvalidConfig) | `STATUS_INVALID_PARAMETER` 0xC000000D | a configuration outside its documented bounds |
+//! | [`FieldTooLong`](ProtocolError::FieldTooLong) | `STATUS_NAME_TOO_LONG` 0xC0000106 | a stream event's host name, name list, ALPN id or HTTP method longer than its field |
+//! | [`BadHostName`](ProtocolError::BadHostName) | `STATUS_OBJECT_NAME_INVALID` 0xC0000033 | a stream event's host name not in the normalized form the driver sends |
+//! | [`BadPattern`](ProtocolError::BadPattern) | `STATUS_OBJECT_NAME_INVALID` 0xC0000033 | a blocklist pattern that is not a canonical DNS name |
+//! | [`DuplicatePattern`](ProtocolError::DuplicatePattern) | `STATUS_OBJECT_NAME_COLLISION` 0xC0000035 | a blocklist pattern equal to the one before it |
+//! | [`UnsortedPatterns`](ProtocolError::UnsortedPatterns) | `STATUS_INVALID_PARAMETER` 0xC000000D | a blocklist pattern that sorts before the one before it |
+//! | [`MessageTooLong`](ProtocolError::MessageTooLong) | `STATUS_IMPLEMENTATION_LIMIT` 0xC000042B | a message over its kind's size limit (the blocklist's [`MAX_BLOCKLIST_MESSAGE_LEN`](crate::MAX_BLOCKLIST_MESSAGE_LEN)) |
 
 use core::fmt;
+
+use tollgate_inspect::name::NameError;
 
 /// `STATUS_NOT_IMPLEMENTED`.
 pub const STATUS_NOT_IMPLEMENTED: i32 = 0xC000_0002_u32 as i32;
@@ -42,6 +50,10 @@ pub const STATUS_INVALID_PARAMETER: i32 = 0xC000_000D_u32 as i32;
 pub const STATUS_INVALID_DEVICE_REQUEST: i32 = 0xC000_0010_u32 as i32;
 /// `STATUS_BUFFER_TOO_SMALL`.
 pub const STATUS_BUFFER_TOO_SMALL: i32 = 0xC000_0023_u32 as i32;
+/// `STATUS_OBJECT_NAME_INVALID`.
+pub const STATUS_OBJECT_NAME_INVALID: i32 = 0xC000_0033_u32 as i32;
+/// `STATUS_OBJECT_NAME_COLLISION`.
+pub const STATUS_OBJECT_NAME_COLLISION: i32 = 0xC000_0035_u32 as i32;
 /// `STATUS_INVALID_PARAMETER_MIX`.
 pub const STATUS_INVALID_PARAMETER_MIX: i32 = 0xC000_0030_u32 as i32;
 /// `STATUS_UNKNOWN_REVISION`.
@@ -72,6 +84,128 @@ pub enum EnumField {
     VerdictResult,
     /// A pended record's flags byte (undefined bits set).
     RecordFlags,
+    /// A stream event's kind ([`tollgate_core::stream::FlowEventKind`]).
+    FlowEventKind,
+    /// A stream event's inspection end ([`tollgate_core::stream::InspectionEnd`]).
+    InspectionEnd,
+    /// A stream event's verdict ([`tollgate_core::stream::StreamVerdict`]).
+    StreamVerdict,
+    /// A stream event's application protocol ([`tollgate_inspect::identity::AppProtocol`]).
+    AppProtocol,
+    /// A stream event's ECH code ([`tollgate_inspect::identity::Ech`]).
+    Ech,
+    /// A stream event's malformed code ([`tollgate_inspect::identity::Malformed`], 0 = none).
+    Malformed,
+    /// A stream event's flags byte (undefined bits set).
+    EventFlags,
+    /// A stream event name's source ([`tollgate_inspect::identity::NameSource`]).
+    NameSource,
+    /// A stream event name's flags byte (undefined bits set).
+    NameFlags,
+    /// A blocklist pattern's kind ([`tollgate_inspect::name::PatternKind`]).
+    PatternKind,
+}
+
+/// Which length or count field of a stream event is over its bound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LengthField {
+    /// A host name's length (bound: [`HOST_CAPACITY`](tollgate_inspect::name::HOST_CAPACITY), 255).
+    HostName,
+    /// The number of names (bound: [`MAX_EVENT_NAMES`](crate::MAX_EVENT_NAMES), 2).
+    NameCount,
+    /// The ALPN id's length (bound: [`Alpn::CAPACITY`](tollgate_inspect::identity::Alpn::CAPACITY), 32).
+    Alpn,
+    /// The HTTP method's length (bound: 15, the size of [`HttpFacts::method`](tollgate_inspect::identity::HttpFacts::method)).
+    HttpMethod,
+}
+
+/// Why a blocklist pattern's name is not canonical: [`NameError`] of
+/// [`validate_canonical`](tollgate_inspect::name::validate_canonical), field for field (a copy,
+/// because [`ProtocolError`] is `Hash` and `NameError` is not). Positions are byte offsets into the
+/// name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NameIssue {
+    /// No bytes at all.
+    Empty,
+    /// Longer than 253 bytes.
+    TooLong {
+        /// The name's length.
+        len: usize,
+    },
+    /// Two dots in a row, or a leading or trailing dot.
+    EmptyLabel {
+        /// Where the empty label is.
+        at: usize,
+    },
+    /// A label longer than 63 bytes.
+    LabelTooLong {
+        /// Where the label starts.
+        start: usize,
+        /// Its length.
+        len: usize,
+    },
+    /// An ASCII byte other than a letter, digit, `-` or `_`.
+    BadCharacter {
+        /// Where it is.
+        at: usize,
+        /// The byte.
+        byte: u8,
+    },
+    /// A byte ≥ 0x80 (internationalized names are sent in punycode).
+    NonAscii {
+        /// Where it is.
+        at: usize,
+    },
+    /// A label that starts or ends with `-`.
+    HyphenAtLabelEdge {
+        /// Where the label starts.
+        start: usize,
+        /// Its length.
+        len: usize,
+    },
+    /// An uppercase letter (the blocklist carries the lowercase form only).
+    Uppercase {
+        /// Where it is.
+        at: usize,
+    },
+}
+
+impl From<NameError> for NameIssue {
+    fn from(error: NameError) -> Self {
+        match error {
+            NameError::Empty => NameIssue::Empty,
+            NameError::TooLong { len } => NameIssue::TooLong { len },
+            NameError::EmptyLabel { at } => NameIssue::EmptyLabel { at },
+            NameError::LabelTooLong { start, len } => NameIssue::LabelTooLong { start, len },
+            NameError::BadCharacter { at, byte } => NameIssue::BadCharacter { at, byte },
+            NameError::NonAscii { at } => NameIssue::NonAscii { at },
+            NameError::HyphenAtLabelEdge { start, len } => NameIssue::HyphenAtLabelEdge { start, len },
+            NameError::Uppercase { at } => NameIssue::Uppercase { at },
+        }
+    }
+}
+
+impl From<NameIssue> for NameError {
+    fn from(issue: NameIssue) -> Self {
+        match issue {
+            NameIssue::Empty => NameError::Empty,
+            NameIssue::TooLong { len } => NameError::TooLong { len },
+            NameIssue::EmptyLabel { at } => NameError::EmptyLabel { at },
+            NameIssue::LabelTooLong { start, len } => NameError::LabelTooLong { start, len },
+            NameIssue::BadCharacter { at, byte } => NameError::BadCharacter { at, byte },
+            NameIssue::NonAscii { at } => NameError::NonAscii { at },
+            NameIssue::HyphenAtLabelEdge { start, len } => NameError::HyphenAtLabelEdge { start, len },
+            NameIssue::Uppercase { at } => NameError::Uppercase { at },
+        }
+    }
+}
+
+impl NameIssue {
+    /// A short description ([`NameError::describe`]).
+    #[must_use]
+    pub fn describe(self) -> &'static str {
+        NameError::from(self).describe()
+    }
 }
 
 /// What is wrong with a configuration.
@@ -186,6 +320,44 @@ pub enum ProtocolError {
     NonZeroReserved,
     /// A configuration outside its bounds.
     InvalidConfig(ConfigIssue),
+    /// A stream event's host name, name count, ALPN id or HTTP method longer than its field holds.
+    FieldTooLong {
+        /// Which field.
+        field: LengthField,
+        /// The length (or count) found.
+        len: u16,
+        /// The most the field holds.
+        max: u16,
+    },
+    /// A stream event's host name that is not in the form the driver sends (the form
+    /// [`HostName::from_wire`](tollgate_inspect::name::HostName::from_wire) produces): empty, with an
+    /// ASCII uppercase letter or a trailing dot, or marked truncated without being 255 bytes long.
+    BadHostName,
+    /// A blocklist pattern whose name is not a canonical DNS name.
+    BadPattern {
+        /// The pattern's index in the list (from 0).
+        index: u32,
+        /// What is wrong with it.
+        issue: NameIssue,
+    },
+    /// A blocklist pattern equal to the one before it.
+    DuplicatePattern {
+        /// The second one's index.
+        index: u32,
+    },
+    /// A blocklist pattern that sorts before the one before it (patterns are sorted by kind, then
+    /// name bytes).
+    UnsortedPatterns {
+        /// The index of the pattern out of order.
+        index: u32,
+    },
+    /// A message longer than its kind allows.
+    MessageTooLong {
+        /// Its length (or the length it would reach).
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 impl ProtocolError {
@@ -204,12 +376,16 @@ impl ProtocolError {
             ProtocolError::LengthMismatch { .. } => STATUS_INFO_LENGTH_MISMATCH,
             ProtocolError::TooManyRecords { .. } => STATUS_IMPLEMENTATION_LIMIT,
             ProtocolError::BadAddressFamily { .. } => STATUS_INVALID_ADDRESS_COMPONENT,
-            ProtocolError::PathTooLong { .. } => STATUS_NAME_TOO_LONG,
+            ProtocolError::PathTooLong { .. } | ProtocolError::FieldTooLong { .. } => STATUS_NAME_TOO_LONG,
+            ProtocolError::BadHostName | ProtocolError::BadPattern { .. } => STATUS_OBJECT_NAME_INVALID,
+            ProtocolError::DuplicatePattern { .. } => STATUS_OBJECT_NAME_COLLISION,
+            ProtocolError::MessageTooLong { .. } => STATUS_IMPLEMENTATION_LIMIT,
             ProtocolError::BadMagic
             | ProtocolError::CountMismatch { .. }
             | ProtocolError::BadEnum { .. }
             | ProtocolError::NonZeroReserved
-            | ProtocolError::InvalidConfig(_) => STATUS_INVALID_PARAMETER,
+            | ProtocolError::InvalidConfig(_)
+            | ProtocolError::UnsortedPatterns { .. } => STATUS_INVALID_PARAMETER,
         }
     }
 }
@@ -245,6 +421,22 @@ impl fmt::Display for ProtocolError {
             ProtocolError::PathTooLong { units } => write!(f, "app path of {units} UTF-16 units is too long"),
             ProtocolError::NonZeroReserved => f.write_str("reserved or padding bytes are not zero"),
             ProtocolError::InvalidConfig(issue) => write!(f, "invalid configuration: {issue:?}"),
+            ProtocolError::FieldTooLong { field, len, max } => {
+                write!(f, "{field:?} length {len} exceeds the field's {max}")
+            }
+            ProtocolError::BadHostName => f.write_str("host name not in the normalized form"),
+            ProtocolError::BadPattern { index, issue } => {
+                write!(f, "blocklist pattern {index}: {} ({issue:?})", issue.describe())
+            }
+            ProtocolError::DuplicatePattern { index } => {
+                write!(f, "blocklist pattern {index} repeats the one before it")
+            }
+            ProtocolError::UnsortedPatterns { index } => {
+                write!(f, "blocklist pattern {index} sorts before the one before it")
+            }
+            ProtocolError::MessageTooLong { len, max } => {
+                write!(f, "message of {len} bytes exceeds the limit of {max}")
+            }
         }
     }
 }

@@ -232,16 +232,25 @@ const fn layer_to_u8(layer: PendLayer) -> u8 {
     }
 }
 
-const fn direction_to_u8(direction: Direction) -> u8 {
+pub(crate) const fn direction_to_u8(direction: Direction) -> u8 {
     match direction {
         Direction::Outbound => 0,
         Direction::Inbound => 1,
     }
 }
 
+/// The direction of a wire byte (0 outbound, 1 inbound).
+pub(crate) const fn direction_from_u8(value: u8) -> Result<Direction, ProtocolError> {
+    match value {
+        0 => Ok(Direction::Outbound),
+        1 => Ok(Direction::Inbound),
+        value => Err(ProtocolError::BadEnum { field: EnumField::Direction, value }),
+    }
+}
+
 /// The address bytes and family byte for a pair of addresses (see the module docs on mixed
 /// families).
-fn addresses(local: IpAddr, remote: IpAddr) -> (u8, [u8; 16], [u8; 16]) {
+pub(crate) fn addresses(local: IpAddr, remote: IpAddr) -> (u8, [u8; 16], [u8; 16]) {
     fn v4(a: Ipv4Addr) -> [u8; 16] {
         let [a0, a1, a2, a3] = a.octets();
         [a0, a1, a2, a3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
@@ -322,19 +331,11 @@ fn decode_record<'a>(r: &mut Reader<'a>) -> Result<PendedRecord<'a>, ProtocolErr
         value => return Err(ProtocolError::BadEnum { field: EnumField::Layer, value }),
     };
     let protocol = r.u8()?;
-    let direction = match r.u8()? {
-        0 => Direction::Outbound,
-        1 => Direction::Inbound,
-        value => return Err(ProtocolError::BadEnum { field: EnumField::Direction, value }),
-    };
+    let direction = direction_from_u8(r.u8()?)?;
     let family = r.u8()?;
     let local = r.array::<16>()?;
     let remote = r.array::<16>()?;
-    let (local_address, remote_address) = match family {
-        4 => (v4_from(local)?, v4_from(remote)?),
-        6 => (IpAddr::V6(Ipv6Addr::from(local)), IpAddr::V6(Ipv6Addr::from(remote))),
-        value => return Err(ProtocolError::BadAddressFamily { value }),
-    };
+    let (local_address, remote_address) = addresses_from(family, local, remote)?;
     let local_port = r.u16()?;
     let remote_port = r.u16()?;
     let process_id = r.u64()?;
@@ -366,6 +367,15 @@ fn decode_record<'a>(r: &mut Reader<'a>) -> Result<PendedRecord<'a>, ProtocolErr
         app_path: AppPath { bytes },
         path_truncated: flags & FLAG_PATH_TRUNCATED != 0,
     })
+}
+
+/// The two addresses of a record from its family byte and 16-byte fields.
+pub(crate) fn addresses_from(family: u8, local: [u8; 16], remote: [u8; 16]) -> Result<(IpAddr, IpAddr), ProtocolError> {
+    match family {
+        4 => Ok((v4_from(local)?, v4_from(remote)?)),
+        6 => Ok((IpAddr::V6(Ipv6Addr::from(local)), IpAddr::V6(Ipv6Addr::from(remote)))),
+        value => Err(ProtocolError::BadAddressFamily { value }),
+    }
 }
 
 /// An IPv4 address from the 16-byte field; the last 12 bytes must be zero.
