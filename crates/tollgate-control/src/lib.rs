@@ -25,8 +25,9 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use tollgate_core::stream::StreamStats;
 use tollgate_core::{Core, CoreError, Platform};
-use tollgate_protocol::error::{STATUS_INVALID_BUFFER_SIZE, STATUS_INVALID_PARAMETER};
+use tollgate_protocol::error::{STATUS_INVALID_BUFFER_SIZE, STATUS_INVALID_PARAMETER, STATUS_NOT_IMPLEMENTED};
 use tollgate_protocol::{
     BatchWriter, DriverLimits, HelloReply, Ioctl, MAX_BATCH_RECORDS, ProtocolError, VerdictResult, decode_config,
     decode_hello_request, encode_config, encode_hello_reply, encode_stats, respond_to_verdicts,
@@ -162,7 +163,7 @@ impl<'a, P: Platform> ControlDevice<'a, P> {
             }
             Ioctl::GetStats => {
                 let out = buffer.get_mut(..output_len).unwrap_or_default();
-                encode_stats(&self.core.stats(), out).map(Completion::Bytes).map_err(status)
+                encode_stats(&self.core.stats(), &StreamStats::default(), out).map(Completion::Bytes).map_err(status)
             }
             Ioctl::SetConfig => {
                 let config = decode_config(buffer.get(..input_len).unwrap_or_default()).map_err(status)?;
@@ -177,6 +178,8 @@ impl<'a, P: Platform> ControlDevice<'a, P> {
                 let out = buffer.get_mut(..output_len).unwrap_or_default();
                 encode_config(&self.core.runtime_config(), out).map(Completion::Bytes).map_err(status)
             }
+            // Protocol version 2 defines them; the device does not serve them yet.
+            Ioctl::GetStreamEvents | Ioctl::PushBlocklist => Err(STATUS_NOT_IMPLEMENTED),
         }
     }
 }

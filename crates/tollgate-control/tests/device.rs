@@ -96,7 +96,7 @@ fn hello_negotiates_and_rejects_a_future_only_client() {
     let mut request = vec![0_u8; 64];
     let n = encode_hello_request(&HelloRequest::CURRENT, &mut request).unwrap();
     let reply = call(&device, OTHER, IOCTL_TOLLGATE_HELLO, &request[..n], HELLO_REPLY_LEN).unwrap();
-    assert_eq!(decode_hello_reply(&reply).unwrap().negotiated(), Ok(1));
+    assert_eq!(decode_hello_reply(&reply).unwrap().negotiated(), Ok(tollgate_protocol::PROTOCOL_VERSION));
     let future = HelloRequest { min_version: 7, max_version: 9 };
     let n = encode_hello_request(&future, &mut request).unwrap();
     let reply = call(&device, OTHER, IOCTL_TOLLGATE_HELLO, &request[..n], HELLO_REPLY_LEN).unwrap();
@@ -157,7 +157,7 @@ fn a_second_client_cannot_take_the_service_role_and_cleanup_resolves_every_pend(
     );
     // Anyone may read statistics.
     let stats = call(&device, OTHER, IOCTL_TOLLGATE_GET_STATS, &[], STATS_MESSAGE_LEN).unwrap();
-    assert_eq!(decode_stats(&stats).unwrap().pended, 1);
+    assert_eq!(decode_stats(&stats).unwrap().0.pended, 1);
     // The other handle's cleanup changes nothing; the service's resolves the pend (default).
     assert_eq!(device.cleanup(OTHER), 0);
     assert_eq!(device.cleanup(SERVICE), 1);

@@ -11,6 +11,16 @@
 //! Kinds are never reused: a kind number keeps its meaning across versions, and a message's
 //! version is checked after its kind. The HELLO kinds are frozen at version 1 forever, because
 //! they are how two sides that speak different versions find out which one to use.
+//!
+//! A kind's layout version is the [`PROTOCOL_VERSION`] that introduced its current layout
+//! ([`MessageKind::version`]):
+//!
+//! | kind | layout version | since |
+//! |---|---:|---|
+//! | HELLO request / reply | 1 | frozen |
+//! | pended batch, verdict batch, verdict results, config | 1 | protocol 1 |
+//! | stats | 2 | protocol 2: the stream callout's counters appended |
+//! | stream events, domain blocklist | 2 | protocol 2: first defined |
 
 use crate::error::ProtocolError;
 use crate::wire::Reader;
@@ -18,8 +28,10 @@ use crate::wire::Reader;
 /// The first four bytes of every message.
 pub const MAGIC: [u8; 4] = *b"TLGT";
 
-/// The protocol version this build speaks for every kind except the HELLO pair.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The protocol version this build speaks (what HELLO negotiates): the set of message kinds and
+/// their layouts. Version 2 added the stream events and the domain blocklist, and the stream
+/// callout's counters to the stats. Each kind's own layout version is [`MessageKind::version`].
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The layout version of the HELLO request and reply: frozen at 1, whatever
 /// [`PROTOCOL_VERSION`] becomes, so that negotiation always works.
@@ -46,11 +58,11 @@ pub enum MessageKind {
     Stats = 0x0006,
     /// Both ways: `IOCTL_TOLLGATE_SET_CONFIG` input, `IOCTL_TOLLGATE_GET_CONFIG` output.
     Config = 0x0007,
-    /// Reserved: driver → service stream events (TLS SNI / HTTP Host per flow). Not defined in
-    /// version 1; parsers reject it with [`ProtocolError::UnsupportedKind`].
+    /// Driver → service, `IOCTL_TOLLGATE_GET_STREAM_EVENTS` output: a batch of stream events (TLS
+    /// SNI / HTTP Host per flow). Since protocol version 2.
     StreamEvents = 0x0008,
-    /// Reserved: service → driver domain blocklist push. Not defined in version 1; parsers reject it
-    /// with [`ProtocolError::UnsupportedKind`].
+    /// Service → driver, `IOCTL_TOLLGATE_PUSH_BLOCKLIST` input: the domain blocklist. Since
+    /// protocol version 2.
     DomainBlocklist = 0x0009,
 }
 
@@ -78,18 +90,24 @@ impl MessageKind {
         self as u16
     }
 
-    /// Kept for a later version: no layout is defined yet.
+    /// Kept for a later version: no layout is defined yet. No kind is reserved since protocol
+    /// version 2 (the parsers still reject undefined kinds with [`ProtocolError::UnsupportedKind`]).
     #[must_use]
     pub const fn is_reserved(self) -> bool {
-        matches!(self, MessageKind::StreamEvents | MessageKind::DomainBlocklist)
+        false
     }
 
-    /// The layout version this build speaks for this kind.
+    /// The layout version this build speaks for this kind: the protocol version that introduced
+    /// its current layout (see the module docs).
     #[must_use]
     pub const fn version(self) -> u16 {
         match self {
             MessageKind::HelloRequest | MessageKind::HelloReply => HELLO_VERSION,
-            _ => PROTOCOL_VERSION,
+            MessageKind::PendedBatch
+            | MessageKind::VerdictBatch
+            | MessageKind::VerdictResults
+            | MessageKind::Config => 1,
+            MessageKind::Stats | MessageKind::StreamEvents | MessageKind::DomainBlocklist => 2,
         }
     }
 }

@@ -26,13 +26,20 @@
 //! | 6 | 2 | max app path units (u16 LE) | the longest path a pended record holds (≤ [`MAX_APP_PATH_UNITS`]), to size path buffers |
 //! | 8 | 4 | max batch records (u32 LE) | most records per GET_PENDED reply and per SUBMIT_VERDICTS request (≤ [`MAX_BATCH_RECORDS`]) |
 //! | 12 | 4 | max message length (u32 LE) | the largest message the driver produces or accepts, to size buffers |
-//! | 16 | 4 | capabilities (u32 LE) | optional features ([`CAP_STREAM_EVENTS`], [`CAP_DOMAIN_BLOCKLIST`]); none in version 1. A service ignores bits it does not know |
+//! | 16 | 4 | capabilities (u32 LE) | optional features ([`CAP_STREAM_EVENTS`], [`CAP_DOMAIN_BLOCKLIST`]; none before protocol version 2). A service ignores bits it does not know |
 //! | 20 | 4 | reserved | zero |
+//!
+//! The reply's layout is frozen, so limits added later are not in it: the stream events' and the
+//! blocklist's bounds are constants of the protocol version ([`MIN_GET_STREAM_EVENTS_OUTPUT`],
+//! [`MAX_STREAM_EVENT_RECORD_LEN`], [`MAX_BLOCKLIST_PATTERNS`], [`MAX_BLOCKLIST_MESSAGE_LEN`]);
+//! a service knows them from the version it negotiated.
 
 use crate::MAX_BATCH_RECORDS;
+use crate::blocklist::{MAX_BLOCKLIST_MESSAGE_LEN, MAX_BLOCKLIST_PATTERNS};
 use crate::error::ProtocolError;
 use crate::header::{HEADER_LEN, MessageKind, PROTOCOL_VERSION, read_single, write_single};
 use crate::pended::{MAX_APP_PATH_UNITS, MAX_PENDED_RECORD_LEN};
+use crate::stream::{MAX_STREAM_EVENT_RECORD_LEN, MIN_GET_STREAM_EVENTS_OUTPUT};
 
 /// Size of the HELLO request body.
 pub const HELLO_REQUEST_BODY_LEN: usize = 8;
@@ -43,12 +50,14 @@ pub const HELLO_REPLY_BODY_LEN: usize = 24;
 /// Size of the whole HELLO reply (the smallest HELLO output buffer).
 pub const HELLO_REPLY_LEN: usize = HEADER_LEN + HELLO_REPLY_BODY_LEN;
 
-/// Capability bit, reserved: the driver reports stream events (TLS SNI / HTTP Host per flow) through
-/// `IOCTL_TOLLGATE_GET_STREAM_EVENTS`. Never set in version 1.
+/// Capability bit: the driver reports stream events (TLS SNI / HTTP Host per flow) through
+/// `IOCTL_TOLLGATE_GET_STREAM_EVENTS` ([`crate::stream`]). Since protocol version 2.
 pub const CAP_STREAM_EVENTS: u32 = 1 << 0;
-/// Capability bit, reserved: the driver accepts a domain blocklist through
-/// `IOCTL_TOLLGATE_PUSH_BLOCKLIST`. Never set in version 1.
+/// Capability bit: the driver accepts a domain blocklist through `IOCTL_TOLLGATE_PUSH_BLOCKLIST`
+/// ([`crate::blocklist`]). Since protocol version 2.
 pub const CAP_DOMAIN_BLOCKLIST: u32 = 1 << 1;
+/// Every capability this protocol version defines: what [`HelloReply::answer`] advertises.
+pub const CAP_ALL: u32 = CAP_STREAM_EVENTS | CAP_DOMAIN_BLOCKLIST;
 
 /// The versions a service speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -84,13 +93,25 @@ pub struct DriverLimits {
 }
 
 impl DriverLimits {
-    /// The protocol's own limits.
+    /// The protocol's own limits. The largest message is the largest blocklist (4 MiB); the largest
+    /// reply is a full pended batch (≈ 2 MiB).
     pub const PROTOCOL: DriverLimits = DriverLimits {
         max_app_path_units: MAX_APP_PATH_UNITS,
         max_batch_records: MAX_BATCH_RECORDS,
-        max_message_len: (HEADER_LEN + MAX_BATCH_RECORDS as usize * MAX_PENDED_RECORD_LEN) as u32,
+        max_message_len: max(
+            max(HEADER_LEN + MAX_BATCH_RECORDS as usize * MAX_PENDED_RECORD_LEN, MAX_BLOCKLIST_MESSAGE_LEN),
+            HEADER_LEN + MAX_BATCH_RECORDS as usize * MAX_STREAM_EVENT_RECORD_LEN,
+        ) as u32,
     };
 }
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b { a } else { b }
+}
+
+const _: () = assert!(DriverLimits::PROTOCOL.max_message_len as usize == MAX_BLOCKLIST_MESSAGE_LEN);
+const _: () = assert!(MIN_GET_STREAM_EVENTS_OUTPUT <= MAX_BLOCKLIST_MESSAGE_LEN);
+const _: () = assert!(MAX_BLOCKLIST_PATTERNS > MAX_BATCH_RECORDS);
 
 /// The driver's answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -103,12 +124,15 @@ pub struct HelloReply {
     pub max_version: u16,
     /// The driver's limits.
     pub limits: DriverLimits,
-    /// Capability bits (none defined in version 1; unknown bits are to be ignored).
+    /// Capability bits ([`CAP_STREAM_EVENTS`], [`CAP_DOMAIN_BLOCKLIST`]; unknown bits are to be
+    /// ignored).
     pub capabilities: u32,
 }
 
 impl HelloReply {
-    /// The driver's answer to `request`, for a driver that speaks exactly [`PROTOCOL_VERSION`].
+    /// The driver's answer to `request`, for a driver that speaks exactly [`PROTOCOL_VERSION`],
+    /// advertising every capability of that version ([`CAP_ALL`]). A driver that has a feature
+    /// turned off (e.g. its stream callout did not register) clears that bit before encoding.
     #[must_use]
     pub fn answer(request: &HelloRequest, limits: DriverLimits) -> HelloReply {
         HelloReply {
@@ -116,7 +140,7 @@ impl HelloReply {
             min_version: PROTOCOL_VERSION,
             max_version: PROTOCOL_VERSION,
             limits,
-            capabilities: 0,
+            capabilities: CAP_ALL,
         }
     }
 

@@ -21,15 +21,21 @@
 //! | `GET_STATS` | 0x803 | none | stats (≥ [`STATS_MESSAGE_LEN`]) |
 //! | `SET_CONFIG` | 0x804 | config | none |
 //! | `GET_CONFIG` | 0x805 | none | config (≥ [`CONFIG_MESSAGE_LEN`]) |
-//! | `GET_STREAM_EVENTS` | 0x806 | reserved | reserved |
-//! | `PUSH_BLOCKLIST` | 0x807 | reserved | reserved |
+//! | `GET_STREAM_EVENTS` | 0x806 | none | stream events (≥ [`MIN_GET_STREAM_EVENTS_OUTPUT`]); polled: completes at once, with 0 events if there are none |
+//! | `PUSH_BLOCKLIST` | 0x807 | domain blocklist (≤ [`MAX_BLOCKLIST_MESSAGE_LEN`]) | none |
+//!
+//! `GET_STREAM_EVENTS` and `PUSH_BLOCKLIST` exist since protocol version 2; a driver advertises them
+//! with [`CAP_STREAM_EVENTS`](crate::CAP_STREAM_EVENTS) and
+//! [`CAP_DOMAIN_BLOCKLIST`](crate::CAP_DOMAIN_BLOCKLIST) in its HELLO reply.
 
+use crate::blocklist::MAX_BLOCKLIST_MESSAGE_LEN;
 use crate::config::CONFIG_MESSAGE_LEN;
 use crate::error::ProtocolError;
 use crate::header::MessageKind;
 use crate::hello::HELLO_REPLY_LEN;
 use crate::pended::MIN_GET_PENDED_OUTPUT;
 use crate::stats::STATS_MESSAGE_LEN;
+use crate::stream::MIN_GET_STREAM_EVENTS_OUTPUT;
 
 /// Tollgate's device type (vendor range, ≥ 0x8000).
 pub const FILE_DEVICE_TOLLGATE: u32 = 0x8A7E;
@@ -66,9 +72,9 @@ pub const IOCTL_TOLLGATE_GET_STATS: u32 = tollgate_code(0x803);
 pub const IOCTL_TOLLGATE_SET_CONFIG: u32 = tollgate_code(0x804);
 /// Read the runtime configuration.
 pub const IOCTL_TOLLGATE_GET_CONFIG: u32 = tollgate_code(0x805);
-/// Reserved: stream events (TLS SNI / HTTP Host per flow). Rejected in version 1.
+/// Polled: completes at once with the queued stream events (TLS SNI / HTTP Host per flow).
 pub const IOCTL_TOLLGATE_GET_STREAM_EVENTS: u32 = tollgate_code(0x806);
-/// Reserved: domain blocklist push. Rejected in version 1.
+/// Replace the domain blocklist.
 pub const IOCTL_TOLLGATE_PUSH_BLOCKLIST: u32 = tollgate_code(0x807);
 
 // The masking in `ctl_code` is a no-op for our arguments, and the codes are what CTL_CODE gives.
@@ -90,12 +96,24 @@ pub enum Ioctl {
     SetConfig,
     /// [`IOCTL_TOLLGATE_GET_CONFIG`].
     GetConfig,
+    /// [`IOCTL_TOLLGATE_GET_STREAM_EVENTS`].
+    GetStreamEvents,
+    /// [`IOCTL_TOLLGATE_PUSH_BLOCKLIST`].
+    PushBlocklist,
 }
 
 impl Ioctl {
     /// Every implemented control code.
-    pub const ALL: [Ioctl; 6] =
-        [Ioctl::Hello, Ioctl::GetPended, Ioctl::SubmitVerdicts, Ioctl::GetStats, Ioctl::SetConfig, Ioctl::GetConfig];
+    pub const ALL: [Ioctl; 8] = [
+        Ioctl::Hello,
+        Ioctl::GetPended,
+        Ioctl::SubmitVerdicts,
+        Ioctl::GetStats,
+        Ioctl::SetConfig,
+        Ioctl::GetConfig,
+        Ioctl::GetStreamEvents,
+        Ioctl::PushBlocklist,
+    ];
 
     /// The control code.
     #[must_use]
@@ -107,14 +125,16 @@ impl Ioctl {
             Ioctl::GetStats => IOCTL_TOLLGATE_GET_STATS,
             Ioctl::SetConfig => IOCTL_TOLLGATE_SET_CONFIG,
             Ioctl::GetConfig => IOCTL_TOLLGATE_GET_CONFIG,
+            Ioctl::GetStreamEvents => IOCTL_TOLLGATE_GET_STREAM_EVENTS,
+            Ioctl::PushBlocklist => IOCTL_TOLLGATE_PUSH_BLOCKLIST,
         }
     }
 
     /// The driver's dispatch: which IOCTL a control code is.
     ///
     /// # Errors
-    /// [`ProtocolError::ReservedIoctl`] for the reserved codes, [`ProtocolError::UnknownIoctl`]
-    /// for any other code.
+    /// [`ProtocolError::UnknownIoctl`] for any other code. ([`ProtocolError::ReservedIoctl`] is for
+    /// codes kept for a later version; none is since protocol version 2.)
     pub const fn from_code(code: u32) -> Result<Ioctl, ProtocolError> {
         match code {
             IOCTL_TOLLGATE_HELLO => Ok(Ioctl::Hello),
@@ -123,9 +143,8 @@ impl Ioctl {
             IOCTL_TOLLGATE_GET_STATS => Ok(Ioctl::GetStats),
             IOCTL_TOLLGATE_SET_CONFIG => Ok(Ioctl::SetConfig),
             IOCTL_TOLLGATE_GET_CONFIG => Ok(Ioctl::GetConfig),
-            IOCTL_TOLLGATE_GET_STREAM_EVENTS | IOCTL_TOLLGATE_PUSH_BLOCKLIST => {
-                Err(ProtocolError::ReservedIoctl { code })
-            }
+            IOCTL_TOLLGATE_GET_STREAM_EVENTS => Ok(Ioctl::GetStreamEvents),
+            IOCTL_TOLLGATE_PUSH_BLOCKLIST => Ok(Ioctl::PushBlocklist),
             _ => Err(ProtocolError::UnknownIoctl { code }),
         }
     }
@@ -137,7 +156,8 @@ impl Ioctl {
             Ioctl::Hello => Some(MessageKind::HelloRequest),
             Ioctl::SubmitVerdicts => Some(MessageKind::VerdictBatch),
             Ioctl::SetConfig => Some(MessageKind::Config),
-            Ioctl::GetPended | Ioctl::GetStats | Ioctl::GetConfig => None,
+            Ioctl::PushBlocklist => Some(MessageKind::DomainBlocklist),
+            Ioctl::GetPended | Ioctl::GetStats | Ioctl::GetConfig | Ioctl::GetStreamEvents => None,
         }
     }
 
@@ -150,7 +170,8 @@ impl Ioctl {
             Ioctl::SubmitVerdicts => Some(MessageKind::VerdictResults),
             Ioctl::GetStats => Some(MessageKind::Stats),
             Ioctl::GetConfig => Some(MessageKind::Config),
-            Ioctl::SetConfig => None,
+            Ioctl::GetStreamEvents => Some(MessageKind::StreamEvents),
+            Ioctl::SetConfig | Ioctl::PushBlocklist => None,
         }
     }
 
@@ -160,11 +181,15 @@ impl Ioctl {
     ///
     /// # Errors
     /// [`ProtocolError::UnexpectedInput`] for input to an IOCTL that takes none;
+    /// [`ProtocolError::MessageTooLong`] for a blocklist over [`MAX_BLOCKLIST_MESSAGE_LEN`];
     /// [`ProtocolError::BufferTooSmall`] for an output buffer below the IOCTL's minimum (see the
     /// module docs; for `SUBMIT_VERDICTS`, the input length).
     pub const fn check_lengths(self, input_len: usize, output_len: usize) -> Result<(), ProtocolError> {
         if self.request_kind().is_none() && input_len != 0 {
             return Err(ProtocolError::UnexpectedInput { len: input_len });
+        }
+        if matches!(self, Ioctl::PushBlocklist) && input_len > MAX_BLOCKLIST_MESSAGE_LEN {
+            return Err(ProtocolError::MessageTooLong { len: input_len, max: MAX_BLOCKLIST_MESSAGE_LEN });
         }
         let needed = match self {
             Ioctl::Hello => HELLO_REPLY_LEN,
@@ -172,7 +197,8 @@ impl Ioctl {
             Ioctl::SubmitVerdicts => input_len,
             Ioctl::GetStats => STATS_MESSAGE_LEN,
             Ioctl::GetConfig => CONFIG_MESSAGE_LEN,
-            Ioctl::SetConfig => 0,
+            Ioctl::GetStreamEvents => MIN_GET_STREAM_EVENTS_OUTPUT,
+            Ioctl::SetConfig | Ioctl::PushBlocklist => 0,
         };
         if output_len < needed {
             return Err(ProtocolError::BufferTooSmall { needed, available: output_len });

@@ -1,8 +1,11 @@
 //! `IOCTL_TOLLGATE_GET_STATS` output (kind [`MessageKind::Stats`], count 1): the driver's
-//! counters, a copy of [`StatsSnapshot`].
+//! counters, a copy of [`StatsSnapshot`] and of the stream callout's [`StreamStats`].
 //!
-//! Body (160 bytes), every field little-endian, in the order of [`StatsSnapshot`]'s fields. The
-//! 64-bit counters come first so that they are all 8-aligned; the 32-bit gauges follow.
+//! Layout version 2 (protocol version 2): version 1 was the first 160 bytes alone; version 2
+//! appends the stream callout's counters. Body (240 bytes), every field little-endian, in the order
+//! of [`StatsSnapshot`]'s fields, then [`StreamStats`]'s. The 64-bit counters of the snapshot come
+//! first so that they are all 8-aligned; its 32-bit gauges follow (16 bytes, so the stream counters
+//! are 8-aligned too).
 //!
 //! | offset | size | field | why |
 //! |---:|---:|---|---|
@@ -28,16 +31,28 @@
 //! | 148 | 4 | live_entries | entries in use now |
 //! | 152 | 4 | pended_now | entries waiting for a verdict now |
 //! | 156 | 4 | cached_verdicts | verdicts in the reauthorization cache now |
+//! | 160 | 8 | flows_tracked | stream flows whose context was associated (ever) |
+//! | 168 | 8 | flows_live | stream flows tracked now |
+//! | 176 | 8 | flows_untracked | flows not tracked: the flow table was full |
+//! | 184 | 8 | flows_named | flows whose inspection read at least one name |
+//! | 192 | 8 | flows_dropped | flows dropped by the domain blocklist |
+//! | 200 | 8 | flows_no_buffer | flows not inspected: no reassembly buffer free |
+//! | 208 | 8 | flows_bounded | flows whose first message went past the byte or segment bound |
+//! | 216 | 8 | events_lost | stream events dropped: the event queue was full |
+//! | 224 | 8 | blocklist_patterns | patterns in the domain blocklist now |
+//! | 232 | 8 | blocklist_generation | blocklist replacements since the driver started |
 //!
 //! Every bit pattern is a valid snapshot, so there is nothing to validate beyond the header.
 
 use tollgate_core::StatsSnapshot;
+use tollgate_core::stream::StreamStats;
 
 use crate::error::ProtocolError;
 use crate::header::{HEADER_LEN, MessageKind, read_single, write_single};
 
-/// Size of the stats body.
-pub const STATS_BODY_LEN: usize = 18 * 8 + 4 * 4;
+/// Size of the stats body: the core's snapshot (18 counters, 4 gauges), then the stream callout's
+/// 10 counters.
+pub const STATS_BODY_LEN: usize = 18 * 8 + 4 * 4 + 10 * 8;
 /// Size of the whole stats message (the smallest `GET_STATS` output buffer).
 pub const STATS_MESSAGE_LEN: usize = HEADER_LEN + STATS_BODY_LEN;
 
@@ -46,7 +61,7 @@ pub const STATS_MESSAGE_LEN: usize = HEADER_LEN + STATS_BODY_LEN;
 /// # Errors
 /// [`ProtocolError::BufferTooSmall`] if `out` is shorter than [`STATS_MESSAGE_LEN`]; nothing is
 /// written.
-pub fn encode_stats(stats: &StatsSnapshot, out: &mut [u8]) -> Result<usize, ProtocolError> {
+pub fn encode_stats(stats: &StatsSnapshot, stream: &StreamStats, out: &mut [u8]) -> Result<usize, ProtocolError> {
     write_single(out, MessageKind::Stats, STATS_BODY_LEN, |w| {
         for counter in [
             stats.pended,
@@ -73,18 +88,32 @@ pub fn encode_stats(stats: &StatsSnapshot, out: &mut [u8]) -> Result<usize, Prot
         for gauge in [stats.peak_entries, stats.live_entries, stats.pended_now, stats.cached_verdicts] {
             w.u32(gauge)?;
         }
+        for counter in [
+            stream.flows_tracked,
+            stream.flows_live,
+            stream.flows_untracked,
+            stream.flows_named,
+            stream.flows_dropped,
+            stream.flows_no_buffer,
+            stream.flows_bounded,
+            stream.events_lost,
+            stream.blocklist_patterns,
+            stream.blocklist_generation,
+        ] {
+            w.u64(counter)?;
+        }
         Ok(())
     })
 }
 
-/// Decodes a stats reply.
+/// Decodes a stats reply: the core's snapshot and the stream callout's counters.
 ///
 /// # Errors
 /// Any header error; [`ProtocolError::CountMismatch`]; [`ProtocolError::LengthMismatch`] unless the
 /// message is exactly [`STATS_MESSAGE_LEN`] bytes.
-pub fn decode_stats(buf: &[u8]) -> Result<StatsSnapshot, ProtocolError> {
+pub fn decode_stats(buf: &[u8]) -> Result<(StatsSnapshot, StreamStats), ProtocolError> {
     let mut r = read_single(buf, MessageKind::Stats, STATS_BODY_LEN)?;
-    Ok(StatsSnapshot {
+    let snapshot = StatsSnapshot {
         pended: r.u64()?,
         completed_by_verdict: r.u64()?,
         completed_by_teardown: r.u64()?,
@@ -107,5 +136,18 @@ pub fn decode_stats(buf: &[u8]) -> Result<StatsSnapshot, ProtocolError> {
         live_entries: r.u32()?,
         pended_now: r.u32()?,
         cached_verdicts: r.u32()?,
-    })
+    };
+    let stream = StreamStats {
+        flows_tracked: r.u64()?,
+        flows_live: r.u64()?,
+        flows_untracked: r.u64()?,
+        flows_named: r.u64()?,
+        flows_dropped: r.u64()?,
+        flows_no_buffer: r.u64()?,
+        flows_bounded: r.u64()?,
+        events_lost: r.u64()?,
+        blocklist_patterns: r.u64()?,
+        blocklist_generation: r.u64()?,
+    };
+    Ok((snapshot, stream))
 }

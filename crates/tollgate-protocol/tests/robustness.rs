@@ -8,17 +8,22 @@ mod common;
 
 use common::*;
 use proptest::prelude::*;
-use tollgate_protocol::{HEADER_LEN, MAGIC, respond_to_verdicts};
+use tollgate_core::stream::{FlowEvent, FlowId, InspectionEnd};
+use tollgate_inspect::identity::{Alpn, AppProtocol, HttpFacts, NameSource, Names};
+use tollgate_inspect::name::{HostName, PatternKind};
+use tollgate_protocol::{HEADER_LEN, MAGIC, MessageKind, respond_to_verdicts};
 
-/// Arbitrary bytes, biased towards ones with a plausible header so the parsers get past it.
+/// Arbitrary bytes, biased towards ones with a plausible header (the kind's own layout version) so
+/// the parsers get past it.
 fn hostile_bytes() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         proptest::collection::vec(any::<u8>(), 0..600),
         (1u16..=9, 0u32..4, proptest::collection::vec(any::<u8>(), 0..600)).prop_map(|(kind, count, body)| {
             let total = (HEADER_LEN + body.len()) as u32;
+            let version = MessageKind::from_u16(kind).map_or(1, MessageKind::version);
             let mut bytes = Vec::new();
             bytes.extend_from_slice(&MAGIC);
-            bytes.extend_from_slice(&1u16.to_le_bytes());
+            bytes.extend_from_slice(&version.to_le_bytes());
             bytes.extend_from_slice(&kind.to_le_bytes());
             bytes.extend_from_slice(&total.to_le_bytes());
             bytes.extend_from_slice(&count.to_le_bytes());
@@ -170,8 +175,21 @@ fn exhaustive_bit_flips() {
         (Kind::Pended, encode_pended(&[])),
         (Kind::Verdicts, encode_verdicts(&entries)),
         (Kind::Results, encode_results(&outcomes)),
-        (Kind::Stats, with(256, |b| tollgate_protocol::encode_stats(&tollgate_core::StatsSnapshot::default(), b))),
+        (
+            Kind::Stats,
+            with(256, |b| {
+                tollgate_protocol::encode_stats(
+                    &tollgate_core::StatsSnapshot::default(),
+                    &tollgate_core::stream::StreamStats::default(),
+                    b,
+                )
+            }),
+        ),
         (Kind::Config, with(64, |b| tollgate_protocol::encode_config(&tollgate_core::RuntimeConfig::default(), b))),
+        (Kind::StreamEvents, encode_events(&sample_events())),
+        (Kind::StreamEvents, encode_events(&[])),
+        (Kind::Blocklist, encode_patterns(&sample_patterns())),
+        (Kind::Blocklist, encode_patterns(&[])),
     ];
     for (kind, message) in &samples {
         assert_eq!(&reencode(*kind, message).unwrap(), message);
@@ -187,6 +205,68 @@ fn exhaustive_bit_flips() {
                 check_mutant(*kind, &mutant).unwrap();
             }
         }
+        for len in 0..message.len() {
+            assert!(reencode(*kind, &message[..len]).is_err(), "{kind:?} truncated to {len} accepted");
+        }
+    }
+}
+
+/// Two events between them covering both families, 0 and 2 names, a truncated name, HTTP facts
+/// and every optional part.
+fn sample_events() -> Vec<FlowEvent> {
+    let plain = sample_event();
+    let mut long = vec![b'x'; 300];
+    long[290..].copy_from_slice(b".b.example");
+    let mut names = Names::default();
+    names.push(NameSource::HttpAuthority, HostName::from_wire(&long));
+    names.push(NameSource::HttpHost, HostName::from_wire(b"A.b.Example"));
+    let mut http = sample_event();
+    http.flow = FlowId::from_raw(9);
+    http.endpoints.local_address = "fe80::1".parse().unwrap();
+    http.endpoints.remote_address = "2001:db8::2".parse().unwrap();
+    http.identity.protocol = AppProtocol::Http;
+    http.identity.names = names;
+    http.identity.alpn = Alpn::default();
+    http.identity.http = HttpFacts { method: *b"CONNECT\0\0\0\0\0\0\0\0", method_len: 7, minor_version: 1 };
+    http.identity.malformed = Some(tollgate_inspect::identity::Malformed::HttpHeader);
+    http.end = InspectionEnd::Bounded;
+    http.counters.first_data_at = None;
+    let mut bare = sample_event();
+    bare.identity = tollgate_inspect::identity::Identity::default();
+    vec![plain, http, bare]
+}
+
+fn sample_patterns() -> Vec<(PatternKind, String)> {
+    [(PatternKind::Below, "ads.example"), (PatternKind::Exact, "a.test"), (PatternKind::Exact, "b-1.test")]
+        .into_iter()
+        .map(|(k, n)| (k, n.to_string()))
+        .collect()
+}
+
+/// The new kinds, exhaustively: every value of every byte of a stream-event batch (both families,
+/// 0 and 2 names, a truncated one) and of a blocklist is rejected or re-encodes to itself; every
+/// truncation is rejected.
+#[test]
+fn exhaustive_byte_values_stream_events_and_blocklist() {
+    let samples =
+        [(Kind::StreamEvents, encode_events(&sample_events())), (Kind::Blocklist, encode_patterns(&sample_patterns()))];
+    for (kind, message) in &samples {
+        assert_eq!(&reencode(*kind, message).unwrap(), message);
+        let mut accepted = 0usize;
+        for at in 0..message.len() {
+            for value in 0..=255u8 {
+                let mut mutant = message.clone();
+                mutant[at] = value;
+                parse_all(&mutant);
+                if let Ok(again) = reencode(*kind, &mutant) {
+                    assert_eq!(again, mutant, "a mutant of {kind:?} at {at} = {value} decoded to a different message");
+                    accepted += usize::from(value != message[at]);
+                }
+            }
+        }
+        // Some mutants are other valid messages (a different counter, a different name byte);
+        // the point is that each of them re-encoded to itself.
+        assert!(accepted > 0);
         for len in 0..message.len() {
             assert!(reencode(*kind, &message[..len]).is_err(), "{kind:?} truncated to {len} accepted");
         }

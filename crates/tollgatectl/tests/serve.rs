@@ -116,7 +116,7 @@ impl ControlDevice for ScriptedDevice {
                 output[..written].copy_from_slice(&buffer[..written]);
                 Ok(written)
             }
-            Ioctl::GetStats | Ioctl::GetConfig => Ok(0),
+            Ioctl::GetStats | Ioctl::GetConfig | Ioctl::GetStreamEvents | Ioctl::PushBlocklist => Ok(0),
         }
     }
 }

@@ -154,7 +154,9 @@ impl ControlDevice for NaiveModelDevice {
                 if answered { VerdictResult::Accepted } else { VerdictResult::UnknownId }
             })
             .map_err(|e| e.ntstatus()),
-            Ioctl::SetConfig | Ioctl::GetStats | Ioctl::GetConfig => Ok(0),
+            Ioctl::SetConfig | Ioctl::GetStats | Ioctl::GetConfig | Ioctl::GetStreamEvents | Ioctl::PushBlocklist => {
+                Ok(0)
+            }
         })
     }
 }
