@@ -560,6 +560,13 @@ mod tests {
     }
 
     proptest::proptest! {
+        // No failure file (Miri isolates the file system), and few cases under Miri (it is slow).
+        #![proptest_config(proptest::test_runner::Config {
+            failure_persistence: None,
+            cases: if cfg!(miri) { 8 } else { 256 },
+            ..proptest::test_runner::Config::default()
+        })]
+
         #[test]
         fn find_lf_is_position(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
             proptest::prop_assert_eq!(find_lf(&bytes), bytes.iter().position(|byte| *byte == LF));

@@ -371,6 +371,13 @@ mod tests {
     }
 
     proptest::proptest! {
+        // No failure file (Miri isolates the file system), and few cases under Miri (it is slow).
+        #![proptest_config(proptest::test_runner::Config {
+            failure_persistence: None,
+            cases: if cfg!(miri) { 8 } else { 256 },
+            ..proptest::test_runner::Config::default()
+        })]
+
         #[test]
         fn below_is_exactly_a_parent(host in "[a-zA-Z.]{0,40}", suffix in "[a-z]{1,5}(\\.[a-z]{1,5}){0,2}") {
             let name = HostName::from_wire(host.as_bytes());
