@@ -149,20 +149,20 @@ impl<'a> Cursor<'a> {
     /// version 3.x whose length is 1..=[`MAX_RECORD_LEN`]. A ClientHello's records are all handshake
     /// records ("Handshake messages MUST NOT be interleaved with other record types"), and none is
     /// empty ("Implementations MUST NOT send zero-length fragments of Handshake types").
+    ///
+    /// The header is checked once all five bytes are there, not byte by byte, so that fewer bytes
+    /// than the `at_least` asked for never change the result.
     fn enter_record(&mut self) -> Result<(), Stop> {
         let header = self.data.get(self.pos..).unwrap_or_default();
-        // Check the bytes that are there first: a wrong type or version is final at once.
-        if header.first().is_some_and(|content_type| *content_type != CONTENT_TYPE_HANDSHAKE) {
-            return Err(Malformed::TlsRecord.into());
-        }
-        if header.get(1).is_some_and(|major| *major != RECORD_MAJOR_VERSION) {
-            return Err(Malformed::TlsRecord.into());
-        }
-        let (Some(high), Some(low)) = (header.get(3), header.get(4)) else {
+        let Some(&[content_type, major, _minor, high, low]) = header.get(..RECORD_HEADER_LEN) else {
             return Err(Stop::NeedMore { at_least: self.pos.saturating_add(RECORD_HEADER_LEN) });
         };
-        let length = usize::from(u16::from_be_bytes([*high, *low]));
-        if length == 0 || length > MAX_RECORD_LEN {
+        let length = usize::from(u16::from_be_bytes([high, low]));
+        if content_type != CONTENT_TYPE_HANDSHAKE
+            || major != RECORD_MAJOR_VERSION
+            || length == 0
+            || length > MAX_RECORD_LEN
+        {
             return Err(Malformed::TlsRecord.into());
         }
         self.pos = self.pos.saturating_add(RECORD_HEADER_LEN);
@@ -790,8 +790,9 @@ mod tests {
     }
 
     #[test]
-    fn bad_record_headers_are_final_as_soon_as_seen() {
-        assert_eq!(inspect_tls(&[22, 2]).identity.malformed, Some(Malformed::TlsRecord));
+    fn bad_record_headers_are_final_once_complete() {
+        assert_eq!(inspect_tls(&[22, 2]).progress, Progress::NeedMore { at_least: 5 });
+        assert_eq!(inspect_tls(&[22, 2, 0, 0, 9]).identity.malformed, Some(Malformed::TlsRecord));
         assert_eq!(inspect_tls(&[22, 3, 1, 0, 0]).identity.malformed, Some(Malformed::TlsRecord));
         assert_eq!(inspect_tls(&[22, 3, 1, 0x48, 1]).identity.malformed, Some(Malformed::TlsRecord));
         assert_eq!(inspect_tls(&[22, 3, 1, 0, 4, 2]).identity.malformed, Some(Malformed::TlsHandshake));

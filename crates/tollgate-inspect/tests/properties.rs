@@ -22,8 +22,9 @@ fn check_contract(data: &[u8]) -> Inspection {
     inspection
 }
 
-/// Names of `data[..cut]` are a prefix of the names of `data`, for each cut given; and a prefix
-/// that is done reads exactly like the whole (done means more bytes change nothing).
+/// Names of `data[..cut]` are a prefix of the names of `data`, for each cut given; a prefix that
+/// is done reads exactly like the whole (done means more bytes change nothing); and one byte short
+/// of the `at_least` a prefix asked for reads like that prefix (fewer bytes cannot make progress).
 fn check_prefix_monotonic(data: &[u8], cuts: impl Iterator<Item = usize>) {
     let whole = check_contract(data);
     let full = names(&whole.identity);
@@ -32,8 +33,16 @@ fn check_prefix_monotonic(data: &[u8], cuts: impl Iterator<Item = usize>) {
         let prefix = check_contract(&data[..cut]);
         let prefix_names = names(&prefix.identity);
         assert!(full.starts_with(&prefix_names), "after {cut} bytes: {prefix_names:?}, in all: {full:?}");
-        if prefix.progress == Progress::Done {
-            assert_eq!(prefix, whole, "done after {cut} bytes, but more bytes changed the result");
+        match prefix.progress {
+            Progress::Done => assert_eq!(prefix, whole, "done after {cut} bytes, but more bytes changed the result"),
+            Progress::NeedMore { at_least } => {
+                let short = at_least - 1;
+                if short > cut && short <= data.len() {
+                    let almost = inspect(&data[..short]);
+                    assert_eq!(almost.identity, prefix.identity, "{short} bytes changed what {cut} bytes read");
+                    assert!(matches!(almost.progress, Progress::NeedMore { .. }), "done at {short} < {at_least}");
+                }
+            }
         }
     }
 }
