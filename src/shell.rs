@@ -34,7 +34,7 @@ use tollgate_callouts::registration::{
     TollgateLayer,
 };
 use tollgate_callouts::shims::{self, DriverState};
-use tollgate_control::{Completion, ControlDevice, FileId, STATUS_DELETE_PENDING, ServiceSlot};
+use tollgate_control::{Completion, ControlDevice, FileId, STATUS_DELETE_PENDING, ServiceSlot, StreamParts};
 use tollgate_core::stream::{AfterInspection, FlowTable, FlowTableConfig};
 use tollgate_core::{Core, CoreConfig, Platform};
 use tollgate_kernel::{DeferredWork, KernelPlatform, KernelRundown};
@@ -119,6 +119,14 @@ struct Shell {
     timer: WDFTIMER,
     engine: KernelFilterEngine,
     registration: Option<Registration<KernelSession>>,
+}
+
+impl Shell {
+    /// The control logic over the driver's state (what every I/O callback calls).
+    fn control_device(&self) -> ControlDevice<'_, KernelPlatform> {
+        let stream = StreamParts { flows: &self.state.flows, blocklist: &self.state.blocklist };
+        ControlDevice::new(&self.state.core, stream, &self.slot)
+    }
 }
 
 static SHELL: AtomicPtr<Shell> = AtomicPtr::new(core::ptr::null_mut());
@@ -556,7 +564,7 @@ extern "C" fn evt_io_device_control(
     };
     // SAFETY: live request of this callback.
     let file = file_id(unsafe { call_unsafe_wdf_function_binding!(WdfRequestGetFileObject, request) });
-    let device = ControlDevice::new(&shell.state.core, &shell.slot);
+    let device = shell.control_device();
     match device.device_control(file, code, buffer, input_length, output_length) {
         Ok(Completion::Bytes(written)) => complete(request, STATUS_SUCCESS, written),
         Ok(Completion::Park) => {
@@ -624,7 +632,7 @@ fn complete(request: WDFREQUEST, status: NTSTATUS, information: usize) {
 
 /// Fills parked GET_PENDED requests while there are undelivered connections. IRQL ≤ DISPATCH.
 fn fill_parked(shell: &Shell) {
-    let device = ControlDevice::new(&shell.state.core, &shell.slot);
+    let device = shell.control_device();
     while shell.state.core.has_undelivered() {
         let mut request: WDFREQUEST = core::ptr::null_mut();
         // SAFETY: the shell's manual queue; out-pointer is a local; ≤ DISPATCH_LEVEL.
@@ -689,7 +697,7 @@ extern "C" fn evt_file_cleanup(file: WDFFILEOBJECT) {
         return;
     };
     let shell = entered.shell;
-    let _ = ControlDevice::new(&shell.state.core, &shell.slot).cleanup(file_id(file));
+    let _ = shell.control_device().cleanup(file_id(file));
     loop {
         let mut request: WDFREQUEST = core::ptr::null_mut();
         // SAFETY: the shell's manual queue and the file being cleaned up; out-pointer is a local.

@@ -7,10 +7,19 @@
 //! # Roles
 //! Any handle the device ACL admits (SYSTEM and Administrators only, S9) may say HELLO, read the
 //! statistics and read the configuration. One handle at a time is **the verdict service**: the
-//! first one that reads pended connections, submits verdicts or sets the configuration claims the
-//! role, and keeps it until its cleanup. Another handle asking for those gets
-//! `STATUS_SHARING_VIOLATION`. When the service's handle is cleaned up (the process exited or
-//! crashed), every pend gets the default verdict at once (S7).
+//! first one that reads pended connections, submits verdicts, sets the configuration, reads stream
+//! events or pushes the domain blocklist claims the role, and keeps it until its cleanup. Another
+//! handle asking for those gets `STATUS_SHARING_VIOLATION`. When the service's handle is cleaned up
+//! (the process exited or crashed), every pend gets the default verdict at once (S7); the domain
+//! blocklist stays as it was (blocking what the last service asked to block is the fail-closed
+//! choice), and the next service replaces it.
+//!
+//! # Stream events and the blocklist
+//! `GET_STREAM_EVENTS` is polled, never parked: it drains what the stream callout queued (possibly
+//! nothing). `PUSH_BLOCKLIST` builds the whole new set first (allocation may fail:
+//! `STATUS_INSUFFICIENT_RESOURCES`, nothing changed), then swaps it in without waiting for any
+//! classify; if a classify is still reading the list from two pushes ago, the push answers
+//! [`STATUS_DEVICE_BUSY`] and the service tries again.
 //!
 //! # The inverted call
 //! `GET_PENDED` with nothing to deliver returns [`Completion::Park`]: the shell keeps the request
@@ -19,24 +28,31 @@
 //!
 //! # IRQL
 //! Every method runs at PASSIVE_LEVEL in the shell (I/O callbacks of a control device), and is
-//! DISPATCH-safe anyway (it only calls the core, which is).
+//! DISPATCH-safe anyway (it only calls the core and the stream table, which are; the blocklist
+//! push allocates from nonpaged pool and frees the list it replaces).
 #![no_std]
 #![forbid(unsafe_code)]
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use tollgate_core::stream::StreamStats;
+use tollgate_core::stream::{BlocklistError, DomainBlocklist, DomainSet, FlowTable};
 use tollgate_core::{Core, CoreError, Platform};
-use tollgate_protocol::error::{STATUS_INVALID_BUFFER_SIZE, STATUS_INVALID_PARAMETER, STATUS_NOT_IMPLEMENTED};
+use tollgate_protocol::error::{STATUS_IMPLEMENTATION_LIMIT, STATUS_INVALID_BUFFER_SIZE, STATUS_INVALID_PARAMETER};
 use tollgate_protocol::{
-    BatchWriter, DriverLimits, HelloReply, Ioctl, MAX_BATCH_RECORDS, ProtocolError, VerdictResult, decode_config,
-    decode_hello_request, encode_config, encode_hello_reply, encode_stats, respond_to_verdicts,
+    BatchWriter, DriverLimits, HelloReply, Ioctl, MAX_BATCH_RECORDS, ProtocolError, StreamEventWriter, VerdictResult,
+    decode_blocklist, decode_config, decode_hello_request, encode_config, encode_hello_reply, encode_stats,
+    respond_to_verdicts,
 };
 
 /// `STATUS_SHARING_VIOLATION`: another handle is the verdict service (ntstatus.h).
 pub const STATUS_SHARING_VIOLATION: i32 = 0xC000_0043_u32 as i32;
 /// `STATUS_DELETE_PENDING`: the driver is unloading (ntstatus.h).
 pub const STATUS_DELETE_PENDING: i32 = 0xC000_0056_u32 as i32;
+/// `STATUS_INSUFFICIENT_RESOURCES`: an allocation failed (ntstatus.h).
+pub const STATUS_INSUFFICIENT_RESOURCES: i32 = 0xC000_009A_u32 as i32;
+/// `STATUS_DEVICE_BUSY`: the blocklist could not be swapped right now; try again (ntstatus.h).
+/// A warning status (severity 2): user mode sees `ERROR_BUSY`.
+pub const STATUS_DEVICE_BUSY: i32 = 0x8000_0011_u32 as i32;
 
 /// Identifies one open handle (the shell passes its `WDFFILEOBJECT` value; it never leaves the
 /// kernel). Must not be 0.
@@ -52,9 +68,26 @@ pub enum Completion {
     Park,
 }
 
-/// The control device's state over the core.
+/// The stream callout's state that the control device serves: its events and its blocklist.
+pub struct StreamParts<'a, P: Platform> {
+    /// The flow table (events, counters).
+    pub flows: &'a FlowTable<P::Lock>,
+    /// The domain blocklist (`PUSH_BLOCKLIST` replaces it).
+    pub blocklist: &'a DomainBlocklist,
+}
+
+impl<P: Platform> Clone for StreamParts<'_, P> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<P: Platform> Copy for StreamParts<'_, P> {}
+
+/// The control device's state over the core and the stream callout.
 pub struct ControlDevice<'a, P: Platform> {
     core: &'a Core<P>,
+    stream: StreamParts<'a, P>,
     /// The verdict service's handle, or 0.
     service: &'a AtomicU64,
 }
@@ -82,9 +115,10 @@ fn status(error: ProtocolError) -> i32 {
 }
 
 impl<'a, P: Platform> ControlDevice<'a, P> {
-    /// The device over `core`, with its service role kept in `slot`.
-    pub fn new(core: &'a Core<P>, slot: &'a ServiceSlot) -> Self {
-        ControlDevice { core, service: &slot.0 }
+    /// The device over `core` and the stream callout's `stream` state, with its service role kept
+    /// in `slot`.
+    pub fn new(core: &'a Core<P>, stream: StreamParts<'a, P>, slot: &'a ServiceSlot) -> Self {
+        ControlDevice { core, stream, service: &slot.0 }
     }
 
     /// `EvtFileCleanup`: if `file` is the verdict service, it is gone: every pend gets the default
@@ -163,7 +197,8 @@ impl<'a, P: Platform> ControlDevice<'a, P> {
             }
             Ioctl::GetStats => {
                 let out = buffer.get_mut(..output_len).unwrap_or_default();
-                encode_stats(&self.core.stats(), &StreamStats::default(), out).map(Completion::Bytes).map_err(status)
+                let stream = self.stream.flows.stats(self.stream.blocklist);
+                encode_stats(&self.core.stats(), &stream, out).map(Completion::Bytes).map_err(status)
             }
             Ioctl::SetConfig => {
                 let config = decode_config(buffer.get(..input_len).unwrap_or_default()).map_err(status)?;
@@ -178,8 +213,30 @@ impl<'a, P: Platform> ControlDevice<'a, P> {
                 let out = buffer.get_mut(..output_len).unwrap_or_default();
                 encode_config(&self.core.runtime_config(), out).map(Completion::Bytes).map_err(status)
             }
-            // Protocol version 2 defines them; the device does not serve them yet.
-            Ioctl::GetStreamEvents | Ioctl::PushBlocklist => Err(STATUS_NOT_IMPLEMENTED),
+            Ioctl::GetStreamEvents => {
+                // Reading consumes the events, so it belongs to the verdict service alone.
+                self.claim(file)?;
+                let out = buffer.get_mut(..output_len).unwrap_or_default();
+                let mut writer = StreamEventWriter::with_max_records(out, MAX_BATCH_RECORDS).map_err(status)?;
+                // Polled, never parked: an empty batch is a valid answer. An event that does not
+                // fit stays first in the queue for the next read.
+                self.stream.flows.drain_events(MAX_BATCH_RECORDS as usize, |event| writer.push(event).is_ok());
+                Ok(Completion::Bytes(writer.finish()))
+            }
+            Ioctl::PushBlocklist => {
+                let list = decode_blocklist(buffer.get(..input_len).unwrap_or_default()).map_err(status)?;
+                self.claim(file)?;
+                // Built completely (fallible allocation, PASSIVE_LEVEL) before anything changes;
+                // the swap itself never waits for a classify.
+                let set = DomainSet::build(list.iter()).map_err(|error| match error {
+                    BlocklistError::OutOfMemory => STATUS_INSUFFICIENT_RESOURCES,
+                    BlocklistError::TooLarge => STATUS_IMPLEMENTATION_LIMIT,
+                    // The decoder already checked every name.
+                    BlocklistError::InvalidPattern { .. } => STATUS_INVALID_PARAMETER,
+                })?;
+                self.stream.blocklist.replace(set).map_err(|_| STATUS_DEVICE_BUSY)?;
+                Ok(Completion::Bytes(0))
+            }
         }
     }
 }
@@ -188,7 +245,7 @@ impl<'a, P: Platform> ControlDevice<'a, P> {
 #[must_use]
 pub const fn core_error_status(error: CoreError) -> i32 {
     match error {
-        CoreError::OutOfMemory => 0xC000_009A_u32 as i32, // STATUS_INSUFFICIENT_RESOURCES
+        CoreError::OutOfMemory => STATUS_INSUFFICIENT_RESOURCES,
         CoreError::InvalidConfig => STATUS_INVALID_PARAMETER,
         CoreError::ServiceBusy => STATUS_SHARING_VIOLATION,
         CoreError::Unloading => STATUS_DELETE_PENDING,

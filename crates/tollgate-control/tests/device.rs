@@ -2,24 +2,58 @@
 //! status, and a malformed or hostile request changes nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic, missing_docs)]
 
-use tollgate_control::{Completion, ControlDevice, FileId, STATUS_SHARING_VIOLATION, ServiceSlot};
-use tollgate_core::host::{AtomicRundown, HostCompletionHandle, HostPlatform};
+use tollgate_control::{Completion, ControlDevice, FileId, STATUS_SHARING_VIOLATION, ServiceSlot, StreamParts};
+use tollgate_core::host::{AtomicRundown, AtomicSpinLock, HostCompletionHandle, HostPlatform};
+use tollgate_core::stream::{DomainBlocklist, FlowEventKind, FlowTable, FlowTableConfig, StreamVerdict};
 use tollgate_core::{
     ClassifyDecision, ClassifyRequest, ConnectionFacts, Core, CoreConfig, Direction, EndpointHandle, PendId, PendLayer,
     RuntimeConfig, TeardownSource, Ticks, Verdict,
 };
+use tollgate_inspect::name::PatternKind;
 use tollgate_protocol::error::{
-    STATUS_BUFFER_TOO_SMALL, STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_PARAMETER, STATUS_REVISION_MISMATCH,
+    STATUS_BUFFER_TOO_SMALL, STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_PARAMETER, STATUS_OBJECT_NAME_INVALID,
+    STATUS_REVISION_MISMATCH,
 };
 use tollgate_protocol::{
     HELLO_REPLY_LEN, HelloRequest, IOCTL_TOLLGATE_GET_CONFIG, IOCTL_TOLLGATE_GET_PENDED, IOCTL_TOLLGATE_GET_STATS,
-    IOCTL_TOLLGATE_HELLO, IOCTL_TOLLGATE_SET_CONFIG, IOCTL_TOLLGATE_SUBMIT_VERDICTS, MIN_GET_PENDED_OUTPUT,
-    STATS_MESSAGE_LEN, VerdictEntry, VerdictResult, decode_config, decode_hello_reply, decode_pended_batch,
-    decode_stats, decode_verdict_results, encode_config, encode_hello_request, encode_verdict_batch,
+    IOCTL_TOLLGATE_GET_STREAM_EVENTS, IOCTL_TOLLGATE_HELLO, IOCTL_TOLLGATE_PUSH_BLOCKLIST, IOCTL_TOLLGATE_SET_CONFIG,
+    IOCTL_TOLLGATE_SUBMIT_VERDICTS, MIN_GET_PENDED_OUTPUT, MIN_GET_STREAM_EVENTS_OUTPUT, STATS_MESSAGE_LEN,
+    VerdictEntry, VerdictResult, decode_config, decode_hello_reply, decode_pended_batch, decode_stats,
+    decode_stream_events, decode_verdict_results, encode_blocklist_to_vec, encode_config, encode_hello_request,
+    encode_verdict_batch,
 };
 
 const SERVICE: FileId = FileId(0x1000);
 const OTHER: FileId = FileId(0x2000);
+
+/// The driver's state as the shell owns it: the core, the stream table, the blocklist, the slot.
+struct Fixture {
+    core: Core<HostPlatform>,
+    flows: FlowTable<AtomicSpinLock>,
+    blocklist: DomainBlocklist,
+    slot: ServiceSlot,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        Fixture {
+            core: core(),
+            flows: FlowTable::new(FlowTableConfig {
+                flows: 16,
+                reassembly_buffers: 2,
+                events: 8,
+                ..FlowTableConfig::default()
+            })
+            .unwrap(),
+            blocklist: DomainBlocklist::new(),
+            slot: ServiceSlot::new(),
+        }
+    }
+
+    fn device(&self) -> ControlDevice<'_, HostPlatform> {
+        ControlDevice::new(&self.core, StreamParts { flows: &self.flows, blocklist: &self.blocklist }, &self.slot)
+    }
+}
 
 fn core() -> Core<HostPlatform> {
     Core::new(
@@ -90,9 +124,8 @@ fn results(reply: &[u8]) -> Vec<VerdictResult> {
 
 #[test]
 fn hello_negotiates_and_rejects_a_future_only_client() {
-    let core = core();
-    let slot = ServiceSlot::new();
-    let device = ControlDevice::new(&core, &slot);
+    let fixture = Fixture::new();
+    let device = fixture.device();
     let mut request = vec![0_u8; 64];
     let n = encode_hello_request(&HelloRequest::CURRENT, &mut request).unwrap();
     let reply = call(&device, OTHER, IOCTL_TOLLGATE_HELLO, &request[..n], HELLO_REPLY_LEN).unwrap();
@@ -108,13 +141,12 @@ fn hello_negotiates_and_rejects_a_future_only_client() {
 
 #[test]
 fn the_inverted_call_delivers_then_parks_and_verdicts_get_per_id_results() {
-    let core = core();
-    let slot = ServiceSlot::new();
-    let device = ControlDevice::new(&core, &slot);
+    let fixture = Fixture::new();
+    let (core, device) = (&fixture.core, fixture.device());
     // Nothing pends before a service exists (default verdict inline); claim the role first.
     assert_eq!(call(&device, SERVICE, IOCTL_TOLLGATE_GET_PENDED, &[], MIN_GET_PENDED_OUTPUT), Ok(Vec::new()));
-    let a = pend(&core, 0xA0);
-    let b = pend(&core, 0xB0);
+    let a = pend(core, 0xA0);
+    let b = pend(core, 0xB0);
     let batch = call(&device, SERVICE, IOCTL_TOLLGATE_GET_PENDED, &[], 64 * 1024).unwrap();
     let ids: Vec<PendId> = decode_pended_batch(&batch).unwrap().iter().map(|r| r.id).collect();
     assert_eq!(ids, vec![a, b]);
@@ -141,11 +173,10 @@ fn the_inverted_call_delivers_then_parks_and_verdicts_get_per_id_results() {
 
 #[test]
 fn a_second_client_cannot_take_the_service_role_and_cleanup_resolves_every_pend() {
-    let core = core();
-    let slot = ServiceSlot::new();
-    let device = ControlDevice::new(&core, &slot);
+    let fixture = Fixture::new();
+    let (core, device) = (&fixture.core, fixture.device());
     call(&device, SERVICE, IOCTL_TOLLGATE_GET_PENDED, &[], MIN_GET_PENDED_OUTPUT).unwrap();
-    let id = pend(&core, 0xA0);
+    let id = pend(core, 0xA0);
     assert_eq!(
         call(&device, OTHER, IOCTL_TOLLGATE_GET_PENDED, &[], MIN_GET_PENDED_OUTPUT),
         Err(STATUS_SHARING_VIOLATION)
@@ -162,18 +193,17 @@ fn a_second_client_cannot_take_the_service_role_and_cleanup_resolves_every_pend(
     assert_eq!(device.cleanup(OTHER), 0);
     assert_eq!(device.cleanup(SERVICE), 1);
     assert_eq!(core.stats().completed_by_cleanup, 1);
-    assert!(!slot.is_claimed());
+    assert!(!fixture.slot.is_claimed());
     // Now the other handle may become the service.
     assert!(call(&device, OTHER, IOCTL_TOLLGATE_GET_PENDED, &[], MIN_GET_PENDED_OUTPUT).is_ok());
 }
 
 #[test]
 fn malformed_requests_get_their_status_and_change_nothing() {
-    let core = core();
-    let slot = ServiceSlot::new();
-    let device = ControlDevice::new(&core, &slot);
+    let fixture = Fixture::new();
+    let (core, device) = (&fixture.core, fixture.device());
     call(&device, SERVICE, IOCTL_TOLLGATE_GET_PENDED, &[], MIN_GET_PENDED_OUTPUT).unwrap();
-    let id = pend(&core, 0xA0);
+    let id = pend(core, 0xA0);
     assert_eq!(call(&device, SERVICE, 0x0022_0000, &[], 0), Err(STATUS_INVALID_DEVICE_REQUEST));
     assert_eq!(call(&device, SERVICE, IOCTL_TOLLGATE_GET_PENDED, &[], 100), Err(STATUS_BUFFER_TOO_SMALL));
     let mut input = verdicts(&[(id, Verdict::Permit)]);
@@ -192,9 +222,8 @@ fn malformed_requests_get_their_status_and_change_nothing() {
 
 #[test]
 fn configuration_round_trips_and_invalid_values_are_refused() {
-    let core = core();
-    let slot = ServiceSlot::new();
-    let device = ControlDevice::new(&core, &slot);
+    let fixture = Fixture::new();
+    let (core, device) = (&fixture.core, fixture.device());
     let wanted =
         RuntimeConfig { default_verdict: Verdict::Permit, pend_timeout: Ticks::from_millis(750), max_pended: 32 };
     let mut input = vec![0_u8; 64];
@@ -208,4 +237,101 @@ fn configuration_round_trips_and_invalid_values_are_refused() {
     assert_eq!(call(&device, SERVICE, IOCTL_TOLLGATE_SET_CONFIG, &input[..n], 0), Err(STATUS_INVALID_PARAMETER));
     assert_eq!(core.runtime_config(), wanted);
     let _ = TeardownSource::EndpointClosure;
+}
+
+/// A flow identified by the stream table, as the stream callout would leave it.
+fn identify(fixture: &Fixture, n: u64, host: &str) -> tollgate_core::stream::FlowId {
+    use tollgate_core::stream::{FlowEndpoints, FlowOwner, StreamSegment};
+    let endpoints = FlowEndpoints {
+        ip_protocol: 6,
+        direction: Direction::Outbound,
+        local_address: [10, 0, 0, 1].into(),
+        local_port: 5000,
+        remote_address: [203, 0, 113, 9].into(),
+        remote_port: 80,
+        process_id: 7,
+    };
+    let owner = FlowOwner { flow_handle: n, layer_id: 20, callout_id: 3 };
+    let id = fixture.flows.attach(EndpointHandle(n), owner, endpoints, Ticks(1)).unwrap();
+    let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    let segment = StreamSegment { outbound: true, length: request.len(), disconnect: false };
+    fixture.flows.on_segment(id, segment, Ticks(2), &fixture.blocklist, |buffer| {
+        buffer[..request.len()].copy_from_slice(request.as_bytes());
+        request.len()
+    });
+    id
+}
+
+fn blocklist_message(patterns: &[(PatternKind, &str)]) -> Vec<u8> {
+    encode_blocklist_to_vec(patterns.iter().map(|(kind, name)| (*kind, name.as_bytes()))).unwrap()
+}
+
+#[test]
+fn stream_events_are_drained_by_the_service_only_and_never_park() {
+    let fixture = Fixture::new();
+    let device = fixture.device();
+    // Nothing queued: an empty batch, at once.
+    let reply = call(&device, SERVICE, IOCTL_TOLLGATE_GET_STREAM_EVENTS, &[], MIN_GET_STREAM_EVENTS_OUTPUT).unwrap();
+    assert_eq!(decode_stream_events(&reply).unwrap().iter().count(), 0);
+    let flows: Vec<_> = (1..=4).map(|n| identify(&fixture, n, &format!("host{n}.example"))).collect();
+    assert_eq!(
+        call(&device, OTHER, IOCTL_TOLLGATE_GET_STREAM_EVENTS, &[], MIN_GET_STREAM_EVENTS_OUTPUT),
+        Err(STATUS_SHARING_VIOLATION),
+        "reading consumes events: the service's alone"
+    );
+    // The smallest buffer holds three of these records: the fourth stays queued, nothing is lost.
+    let reply = call(&device, SERVICE, IOCTL_TOLLGATE_GET_STREAM_EVENTS, &[], MIN_GET_STREAM_EVENTS_OUTPUT).unwrap();
+    let first: Vec<_> = decode_stream_events(&reply).unwrap().iter().map(|e| e.flow).collect();
+    assert_eq!(first, flows[..3]);
+    let reply = call(&device, SERVICE, IOCTL_TOLLGATE_GET_STREAM_EVENTS, &[], 64 * 1024).unwrap();
+    let events: Vec<_> = decode_stream_events(&reply).unwrap().iter().collect();
+    assert_eq!(events.len(), 1);
+    assert_eq!((events[0].flow, events[0].kind), (flows[3], FlowEventKind::Identified));
+    assert_eq!(events[0].identity.names.primary().unwrap().1.as_bytes(), b"host4.example");
+    assert_eq!(call(&device, SERVICE, IOCTL_TOLLGATE_GET_STREAM_EVENTS, &[], 100), Err(STATUS_BUFFER_TOO_SMALL));
+}
+
+#[test]
+fn a_pushed_blocklist_drops_matching_flows_and_shows_in_the_stats() {
+    let fixture = Fixture::new();
+    let device = fixture.device();
+    let message = blocklist_message(&[(PatternKind::Below, "ads.example"), (PatternKind::Exact, "tracker.example")]);
+    assert_eq!(
+        call(&device, OTHER, IOCTL_TOLLGATE_GET_PENDED, &[], MIN_GET_PENDED_OUTPUT).map(|_| ()),
+        Ok(()),
+        "OTHER becomes the service"
+    );
+    assert_eq!(call(&device, SERVICE, IOCTL_TOLLGATE_PUSH_BLOCKLIST, &message, 0), Err(STATUS_SHARING_VIOLATION));
+    assert_eq!(call(&device, OTHER, IOCTL_TOLLGATE_PUSH_BLOCKLIST, &message, 0), Ok(Vec::new()));
+    let blocked = identify(&fixture, 1, "x.ads.example");
+    let fine = identify(&fixture, 2, "ads.example");
+    assert_eq!(fixture.flows.facts(blocked).unwrap().verdict, StreamVerdict::Dropped);
+    assert_eq!(fixture.flows.facts(fine).unwrap().verdict, StreamVerdict::Permitted);
+    let stats = call(&device, SERVICE, IOCTL_TOLLGATE_GET_STATS, &[], STATS_MESSAGE_LEN).unwrap();
+    let (_, stream) = decode_stats(&stats).unwrap();
+    assert_eq!((stream.blocklist_patterns, stream.blocklist_generation, stream.flows_dropped), (2, 1, 1));
+    // An empty list clears it.
+    assert_eq!(call(&device, OTHER, IOCTL_TOLLGATE_PUSH_BLOCKLIST, &blocklist_message(&[]), 0), Ok(Vec::new()));
+    assert!(fixture.blocklist.is_empty());
+    // The service going away leaves the list as it was (nothing here to restore).
+    assert_eq!(device.cleanup(OTHER), 0);
+}
+
+#[test]
+fn a_malformed_blocklist_is_refused_with_its_status_and_the_old_list_stays() {
+    let fixture = Fixture::new();
+    let device = fixture.device();
+    let good = blocklist_message(&[(PatternKind::Exact, "keep.example")]);
+    call(&device, SERVICE, IOCTL_TOLLGATE_PUSH_BLOCKLIST, &good, 0).unwrap();
+    // Uppercase in a name: not the canonical form.
+    let mut bad = blocklist_message(&[(PatternKind::Exact, "drop.example")]);
+    bad[16 + 2] = b'D';
+    assert_eq!(call(&device, SERVICE, IOCTL_TOLLGATE_PUSH_BLOCKLIST, &bad, 0), Err(STATUS_OBJECT_NAME_INVALID));
+    // Cut short.
+    assert!(call(&device, SERVICE, IOCTL_TOLLGATE_PUSH_BLOCKLIST, &good[..good.len() - 8], 0).is_err());
+    // Output where none is taken.
+    assert!(call(&device, SERVICE, IOCTL_TOLLGATE_PUSH_BLOCKLIST, &good, 64).is_ok(), "output room is ignored");
+    assert_eq!((fixture.blocklist.len(), fixture.blocklist.generation()), (1, 2));
+    let kept = identify(&fixture, 1, "keep.example");
+    assert_eq!(fixture.flows.facts(kept).unwrap().verdict, StreamVerdict::Dropped);
 }

@@ -17,7 +17,7 @@ use tollgate_callouts::registration::{
     self, CalloutFunctionTable, CalloutFunctions, KernelFilterEngine, RegisteredCallout, TOLLGATE_PLAN, TollgateLayer,
 };
 use tollgate_callouts::shims::{self, DriverState};
-use tollgate_control::{ControlDevice, FileId, ServiceSlot};
+use tollgate_control::{ControlDevice, FileId, ServiceSlot, StreamParts};
 use tollgate_core::stream::{FlowTable, FlowTableConfig};
 use tollgate_core::{Core, CoreConfig, Platform};
 use tollgate_kernel::{DeferredWork, KernelPlatform, KernelRundown, KernelSpinLock};
@@ -296,9 +296,10 @@ fn remove_all_flow_contexts(state: &DriverState) {
 
 /// The control device over the real core: every IOCTL, then the handle's cleanup; and every
 /// parser of what user mode sends, over bytes the compiler cannot see through.
-fn exercise_control_device(core: &Core<KernelPlatform>) {
+fn exercise_control_device(state: &DriverState) {
     let slot = ServiceSlot::new();
-    let device = ControlDevice::new(core, &slot);
+    let stream = StreamParts { flows: &state.flows, blocklist: &state.blocklist };
+    let device = ControlDevice::new(&state.core, stream, &slot);
     let file = FileId(black_box(1));
     let mut buffer = [0_u8; BUFFER_LEN];
     let written = encode_hello_request(&HelloRequest::CURRENT, &mut buffer).unwrap_or(HELLO_REQUEST_LEN);
@@ -368,7 +369,7 @@ pub extern "system" fn DriverEntry(driver_object: *mut c_void, registry_path: *c
             let stream_id = |layer| registration.callout(layer).map_or(0, |callout| callout.runtime_id);
             state.set_stream_callout_ids(stream_id(TollgateLayer::StreamV4), stream_id(TollgateLayer::StreamV6));
 
-            exercise_control_device(&state.core);
+            exercise_control_device(state);
             black_box(state.core.run_deferred_work());
             black_box(state.core.next_deadline());
 

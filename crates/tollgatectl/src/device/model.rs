@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tollgate_control::{Completion, ControlDevice as DriverSide, FileId, ServiceSlot};
+use tollgate_control::{Completion, ControlDevice as DriverSide, FileId, ServiceSlot, StreamParts};
 use tollgate_core::{ConnectionFacts, Direction, PendId, PendLayer, PendedConnection};
 use tollgate_protocol::{
     BatchWriter, DriverLimits, HelloReply, Ioctl, MAX_BATCH_RECORDS, VerdictResult, decode_hello_request,
@@ -52,6 +52,14 @@ impl TollgateModelDevice {
     }
 }
 
+impl TollgateModelDevice {
+    /// The driver side of the device: the control logic the KMDF shell calls.
+    fn driver_side(&self) -> DriverSide<'_, tollgate_wfp_model::platform::ModelPlatform> {
+        let stream = StreamParts { flows: self.driver.flows(), blocklist: self.driver.blocklist() };
+        DriverSide::new(self.driver.core(), stream, &self.slot)
+    }
+}
+
 impl ControlDevice for TollgateModelDevice {
     fn open(&self) -> Result<(), i32> {
         let file =
@@ -63,13 +71,13 @@ impl ControlDevice for TollgateModelDevice {
     fn close(&self) {
         let file = self.handle.lock().unwrap_or_else(PoisonError::into_inner).take();
         if let Some(file) = file {
-            DriverSide::new(self.driver.core(), &self.slot).cleanup(file);
+            self.driver_side().cleanup(file);
         }
     }
 
     fn ioctl(&self, code: u32, input: &[u8], output: &mut [u8]) -> Result<usize, i32> {
         let file = (*self.handle.lock().unwrap_or_else(PoisonError::into_inner)).ok_or(STATUS_INVALID_HANDLE)?;
-        let device = DriverSide::new(self.driver.core(), &self.slot);
+        let device = self.driver_side();
         buffered(input, output, |buffer, input_len, output_len| {
             match device.device_control(file, code, buffer, input_len, output_len)? {
                 Completion::Bytes(n) => Ok(n),
