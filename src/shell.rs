@@ -630,10 +630,11 @@ fn complete(request: WDFREQUEST, status: NTSTATUS, information: usize) {
     };
 }
 
-/// Fills parked GET_PENDED requests while there are undelivered connections. IRQL ≤ DISPATCH.
+/// Fills parked GET_PENDED requests while there are undelivered connections or queued stream
+/// events (the 100 ms timer bounds how late an event is noticed). IRQL ≤ DISPATCH.
 fn fill_parked(shell: &Shell) {
     let device = shell.control_device();
-    while shell.state.core.has_undelivered() {
+    while device.has_work() {
         let mut request: WDFREQUEST = core::ptr::null_mut();
         // SAFETY: the shell's manual queue; out-pointer is a local; ≤ DISPATCH_LEVEL.
         let status =

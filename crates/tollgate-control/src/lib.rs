@@ -23,8 +23,9 @@
 //!
 //! # The inverted call
 //! `GET_PENDED` with nothing to deliver returns [`Completion::Park`]: the shell keeps the request
-//! in its manual queue and retries it when a classify pends a new connection (the core's
-//! `has_undelivered`). Nothing here blocks.
+//! in its manual queue and retries it when a classify pends a new connection, or when the stream
+//! callout has queued events ([`ControlDevice::has_work`]; the read then completes with an empty
+//! batch, and the service reads the events). Nothing here blocks.
 //!
 //! # IRQL
 //! Every method runs at PASSIVE_LEVEL in the shell (I/O callbacks of a control device), and is
@@ -121,6 +122,14 @@ impl<'a, P: Platform> ControlDevice<'a, P> {
         ControlDevice { core, stream, service: &slot.0 }
     }
 
+    /// Whether a parked `GET_PENDED` would complete now: a connection is waiting to be delivered,
+    /// or stream events are. The shell's DPC and timer fill parked reads while this holds.
+    /// IRQL: ≤ DISPATCH_LEVEL.
+    #[must_use]
+    pub fn has_work(&self) -> bool {
+        self.core.has_undelivered() || self.stream.flows.queued_events() > 0
+    }
+
     /// `EvtFileCleanup`: if `file` is the verdict service, it is gone: every pend gets the default
     /// verdict. Returns how many pends that resolved.
     pub fn cleanup(&self, file: FileId) -> u32 {
@@ -185,7 +194,14 @@ impl<'a, P: Platform> ControlDevice<'a, P> {
                 let mut writer = BatchWriter::with_max_records(out, MAX_BATCH_RECORDS).map_err(status)?;
                 // A connection that does not fit stays undelivered for the next read.
                 self.core.deliver_pending(MAX_BATCH_RECORDS as usize, |connection| writer.push(connection).is_ok());
-                if writer.is_empty() { Ok(Completion::Park) } else { Ok(Completion::Bytes(writer.finish())) }
+                // Stream events waiting also end the wait, with an empty batch: the service then
+                // reads them with GET_STREAM_EVENTS (its handle is synchronous, so this parked
+                // read is the only thing that can wake it).
+                if writer.is_empty() && self.stream.flows.queued_events() == 0 {
+                    Ok(Completion::Park)
+                } else {
+                    Ok(Completion::Bytes(writer.finish()))
+                }
             }
             Ioctl::SubmitVerdicts => {
                 self.claim(file)?;

@@ -16,7 +16,7 @@
 //! | IOCTL | function | input | output |
 //! |---|---|---|---|
 //! | `HELLO` | 0x800 | HELLO request | HELLO reply (≥ [`HELLO_REPLY_LEN`]) |
-//! | `GET_PENDED` | 0x801 | none | pended batch (≥ [`MIN_GET_PENDED_OUTPUT`]); the inverted call: the driver parks the request until a connection is pended |
+//! | `GET_PENDED` | 0x801 | none | pended batch (≥ [`MIN_GET_PENDED_OUTPUT`]); the inverted call: the driver parks the request until a connection is pended, or until stream events are queued (then the batch may be empty: read `GET_STREAM_EVENTS`) |
 //! | `SUBMIT_VERDICTS` | 0x802 | verdict batch | verdict results (≥ the input length) |
 //! | `GET_STATS` | 0x803 | none | stats (≥ [`STATS_MESSAGE_LEN`]) |
 //! | `SET_CONFIG` | 0x804 | config | none |

@@ -11,13 +11,15 @@
 //!    speaks ([`hello`]); the driver answers with the version to use and its limits.
 //! 2. The service keeps one or more [`IOCTL_TOLLGATE_GET_PENDED`] requests outstanding (the
 //!    *inverted call*): the driver parks them and completes one with a batch of pended
-//!    connections ([`pended`], written by [`BatchWriter`]) when there are some.
+//!    connections ([`pended`], written by [`BatchWriter`]) when there are some — or with an empty
+//!    batch when stream events are waiting (step 5), so that a service blocked in this read learns
+//!    of them.
 //! 3. The service answers with [`IOCTL_TOLLGATE_SUBMIT_VERDICTS`] ([`verdict`]); the reply holds one
 //!    result per verdict (accepted, unknown id, late, being resolved, unloading).
 //! 4. [`IOCTL_TOLLGATE_GET_STATS`] ([`stats`]), [`IOCTL_TOLLGATE_SET_CONFIG`] and
 //!    [`IOCTL_TOLLGATE_GET_CONFIG`] ([`config`]) at any time.
 //! 5. Since protocol version 2, when the HELLO reply advertises them ([`CAP_STREAM_EVENTS`],
-//!    [`CAP_DOMAIN_BLOCKLIST`]): the service polls [`IOCTL_TOLLGATE_GET_STREAM_EVENTS`] for what
+//!    [`CAP_DOMAIN_BLOCKLIST`]): the service reads [`IOCTL_TOLLGATE_GET_STREAM_EVENTS`] for what
 //!    the stream callout found out about flows ([`stream`], written by [`StreamEventWriter`]), and
 //!    replaces the driver's domain blocklist with [`IOCTL_TOLLGATE_PUSH_BLOCKLIST`] ([`blocklist`]).
 //!

@@ -32,12 +32,26 @@
 //! timed out, torn down, or cleaned up), `[unknown-id]`, `[being-resolved]`, `[unloading]`, or
 //! `[unanswered]` when the whole batch could not be submitted.
 //!
+//! When the driver reports what its stream callout found out about TCP flows, one line per event,
+//! marked `flow`:
+//!
+//! ```text
+//! time flow id event protocol name alpn verdict end pid remote out=bytes/segments in=bytes/segments
+//! 2025-01-01T12:00:00.456Z flow 4294967296 identified tls sni:www.example.com h2 allowed complete 4242 93.184.216.34:443/tcp out=1820/1 in=0/0
+//! ```
+//!
+//! `event` is `identified` (inspection ended: the name, ALPN and what was done) or `closed` (the
+//! flow is gone: final counts); `name` is `sni:`, `host:` or `authority:` and the name as seen on
+//! the wire (lowercased), or `-`; `verdict` is `dropped` when the name matched the domain blocklist
+//! the service pushed (the rules' domain-only block rules).
+//!
 //! # Exit codes
 //! 0: the test limits in [`ServeConfig`] were reached (never in normal use: the service runs until
 //! it is stopped); 1: a fatal error (not elevated, no common protocol version); 2: bad rules, no
 //! driver on this platform, or `--model`.
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -209,6 +223,10 @@ pub fn serve(
 ) -> ServeEnd {
     let name = config.device_name.as_str();
     let _ = writeln!(out, "# time id layer app remote verdict rule [result]");
+    let _ = writeln!(
+        out,
+        "# time flow id event protocol name alpn verdict end pid remote out=bytes/segments in=bytes/segments"
+    );
     let _ = out.flush();
     let mut backoff = config.backoff_initial;
     let mut connected_once = false;
@@ -237,7 +255,15 @@ pub fn serve(
             backoff = backoff.saturating_mul(2).min(config.backoff_max);
             continue;
         }
-        let _ = writeln!(log, "tollgatectl serve: connected to {name}; serving verdicts");
+        let _ = writeln!(
+            log,
+            "tollgatectl serve: connected to {name}; serving verdicts{}",
+            if service.has_domain_blocklist() {
+                format!("; {} domain pattern(s) blocked in the driver", service.rules().blocked_domains().len())
+            } else {
+                String::new()
+            }
+        );
         let _ = log.flush();
         connected_once = true;
         last_failure = None;
@@ -252,6 +278,19 @@ pub fn serve(
                 Ok(decided) => decided,
                 Err(error) => break error,
             };
+            // The driver ends a parked read early when the stream callout queued events.
+            match service.read_stream_events(device) {
+                Ok(events) => {
+                    let now = SystemTime::now();
+                    for event in &events {
+                        let _ = writeln!(out, "{}", flow_line(now, event));
+                    }
+                    if !events.is_empty() {
+                        let _ = out.flush();
+                    }
+                }
+                Err(error) => break error,
+            }
             if decided.is_empty() {
                 std::thread::sleep(config.idle_wait);
                 continue;
@@ -368,5 +407,61 @@ pub fn decision_line(now: SystemTime, decision: &Decided, rules: &RuleSet, resul
         verdict,
         rule,
         result_tag(result)
+    )
+}
+
+/// One line about a flow the stream callout inspected (see the module docs), without the newline.
+#[must_use]
+pub fn flow_line(now: SystemTime, event: &tollgate_core::stream::FlowEvent) -> String {
+    use tollgate_core::stream::{FlowEventKind, InspectionEnd, StreamVerdict};
+    use tollgate_inspect::identity::{AppProtocol, NameSource};
+    let kind = match event.kind {
+        FlowEventKind::Identified => "identified",
+        FlowEventKind::Closed => "closed",
+    };
+    let protocol = match event.identity.protocol {
+        AppProtocol::Unknown => "-",
+        AppProtocol::Tls => "tls",
+        AppProtocol::Http => "http",
+        AppProtocol::Other => "other",
+    };
+    let name = event.identity.names.primary().map_or_else(
+        || "-".to_owned(),
+        |(source, name)| {
+            let source = match source {
+                NameSource::TlsSni => "sni",
+                NameSource::HttpHost => "host",
+                NameSource::HttpAuthority => "authority",
+                NameSource::None => "-",
+            };
+            format!("{source}:{name:?}")
+        },
+    );
+    let alpn = event.identity.alpn.first();
+    let alpn = if alpn.is_empty() { "-".to_owned() } else { alpn.escape_ascii().to_string() };
+    let verdict = match event.verdict {
+        StreamVerdict::Permitted => "allowed",
+        StreamVerdict::Dropped => "dropped",
+    };
+    let end = match event.end {
+        InspectionEnd::Unfinished => "unfinished",
+        InspectionEnd::Complete => "complete",
+        InspectionEnd::Bounded => "bounded",
+        InspectionEnd::Disconnected => "disconnected",
+        InspectionEnd::NoBuffer => "no-buffer",
+        InspectionEnd::Overlapped => "overlapped",
+    };
+    let remote = SocketAddr::new(event.endpoints.remote_address, event.endpoints.remote_port);
+    let c = &event.counters;
+    format!(
+        "{} flow {} {kind} {protocol} {name} {alpn} {verdict} {end} {} {remote}/{} out={}/{} in={}/{}",
+        humantime::format_rfc3339_millis(now),
+        event.flow.to_raw(),
+        event.endpoints.process_id,
+        protocol_name(event.endpoints.ip_protocol),
+        c.bytes_out,
+        c.segments_out,
+        c.bytes_in,
+        c.segments_in,
     )
 }

@@ -7,18 +7,29 @@
 use std::fmt;
 use std::net::SocketAddr;
 
+use tollgate_core::stream::FlowEvent;
 use tollgate_core::{Direction, PendLayer, RuntimeConfig, Verdict};
 use tollgate_protocol::{
-    HelloRequest, IOCTL_TOLLGATE_GET_PENDED, IOCTL_TOLLGATE_HELLO, IOCTL_TOLLGATE_SET_CONFIG,
-    IOCTL_TOLLGATE_SUBMIT_VERDICTS, MAX_BATCH_RECORDS, ProtocolError, VerdictEntry, VerdictResult, decode_hello_reply,
-    decode_pended_batch, decode_verdict_results, encode_config, encode_hello_request, encode_verdict_batch,
+    CAP_DOMAIN_BLOCKLIST, CAP_STREAM_EVENTS, HelloRequest, IOCTL_TOLLGATE_GET_PENDED, IOCTL_TOLLGATE_GET_STREAM_EVENTS,
+    IOCTL_TOLLGATE_HELLO, IOCTL_TOLLGATE_PUSH_BLOCKLIST, IOCTL_TOLLGATE_SET_CONFIG, IOCTL_TOLLGATE_SUBMIT_VERDICTS,
+    MAX_BATCH_RECORDS, ProtocolError, VerdictEntry, VerdictResult, decode_hello_reply, decode_pended_batch,
+    decode_stream_events, decode_verdict_results, encode_blocklist_to_vec, encode_config, encode_hello_request,
+    encode_verdict_batch,
 };
 use tollgate_rules::{Action, ConnectionQuery, RuleSet};
 
 use crate::device::ControlDevice;
 
-/// Bytes the service offers for one `GET_PENDED` (room for a full batch of typical records).
+/// Bytes the service offers for one `GET_PENDED` or `GET_STREAM_EVENTS` (room for a full batch of
+/// typical records).
 const READ_BUFFER_LEN: usize = 256 * 1024;
+
+/// `STATUS_DEVICE_BUSY`: the driver could not swap its blocklist right now (a classify was still
+/// reading the one before); trying again shortly succeeds.
+const STATUS_DEVICE_BUSY: i32 = 0x8000_0011_u32 as i32;
+
+/// How many times a busy blocklist push is retried, 1 ms apart.
+const BLOCKLIST_ATTEMPTS: u32 = 20;
 
 /// Why a service operation failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +99,8 @@ pub struct VerdictService {
     rules: RuleSet,
     config: RuntimeConfig,
     read_buffer: Vec<u8>,
+    /// The capability bits of the driver connected to (0 when not connected).
+    capabilities: u32,
 }
 
 fn rule_verdict(action: Action, rules: &RuleSet) -> Verdict {
@@ -101,7 +114,12 @@ impl VerdictService {
     /// A service deciding with `rules`, keeping the driver at its default configuration.
     #[must_use]
     pub fn new(rules: RuleSet) -> VerdictService {
-        VerdictService { rules, config: RuntimeConfig::default(), read_buffer: vec![0; READ_BUFFER_LEN] }
+        VerdictService {
+            rules,
+            config: RuntimeConfig::default(),
+            read_buffer: vec![0; READ_BUFFER_LEN],
+            capabilities: 0,
+        }
     }
 
     /// The rules in force.
@@ -110,8 +128,21 @@ impl VerdictService {
         &self.rules
     }
 
-    /// Opens the device, negotiates the protocol version and pushes the configuration (which
-    /// claims the verdict-service role).
+    /// Whether the connected driver reports what its stream callout finds out about flows.
+    #[must_use]
+    pub fn has_stream_events(&self) -> bool {
+        self.capabilities & CAP_STREAM_EVENTS != 0
+    }
+
+    /// Whether the connected driver enforces a domain blocklist.
+    #[must_use]
+    pub fn has_domain_blocklist(&self) -> bool {
+        self.capabilities & CAP_DOMAIN_BLOCKLIST != 0
+    }
+
+    /// Opens the device, negotiates the protocol version, pushes the configuration (which
+    /// claims the verdict-service role) and, if the driver enforces one, the domain blocklist the
+    /// rules imply ([`RuleSet::blocked_domains`]).
     ///
     /// # Errors
     /// [`ServiceError`] from any step; the handle is closed again on failure.
@@ -133,17 +164,72 @@ impl VerdictService {
             .map_err(ServiceError::Device)?;
         let hello = decode_hello_reply(reply.get(..written).unwrap_or_default())?;
         hello.negotiated().map_err(|_| ServiceError::NoCommonVersion)?;
+        self.capabilities = hello.capabilities;
         let mut config = [0_u8; 64];
         let length = encode_config(&self.config, &mut config)?;
         device
             .ioctl(IOCTL_TOLLGATE_SET_CONFIG, config.get(..length).unwrap_or_default(), &mut [])
             .map_err(ServiceError::Device)?;
+        if self.has_domain_blocklist() {
+            self.push_blocklist(device)?;
+        }
         Ok(())
+    }
+
+    /// Replaces the driver's domain blocklist with the patterns of the rules' domain-only block
+    /// rules; returns how many. A busy driver (`STATUS_DEVICE_BUSY`) is asked again a few times.
+    ///
+    /// # Errors
+    /// [`ServiceError`] when the push fails (the driver keeps its previous list).
+    pub fn push_blocklist(&mut self, device: &dyn ControlDevice) -> Result<usize, ServiceError> {
+        let patterns = self.rules.blocked_domains();
+        let message = encode_blocklist_to_vec(patterns.iter().map(|p| (p.kind(), p.name().as_bytes())))?;
+        let mut attempt = 0;
+        loop {
+            match device.ioctl(IOCTL_TOLLGATE_PUSH_BLOCKLIST, &message, &mut []) {
+                Ok(_) => return Ok(patterns.len()),
+                Err(STATUS_DEVICE_BUSY) if attempt < BLOCKLIST_ATTEMPTS => {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Err(status) => return Err(ServiceError::Device(status)),
+            }
+        }
+    }
+
+    /// Replaces the rules; if connected to a driver that enforces a blocklist, pushes the new one.
+    ///
+    /// # Errors
+    /// [`ServiceError`] when the push fails: the new rules are in force in the service anyway.
+    pub fn set_rules(&mut self, device: Option<&dyn ControlDevice>, rules: RuleSet) -> Result<(), ServiceError> {
+        self.rules = rules;
+        match device {
+            Some(device) if self.has_domain_blocklist() => self.push_blocklist(device).map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Reads what the stream callout queued about flows (possibly nothing; never waits).
+    ///
+    /// # Errors
+    /// [`ServiceError`] when the read fails or the reply is malformed.
+    pub fn read_stream_events(&mut self, device: &dyn ControlDevice) -> Result<Vec<FlowEvent>, ServiceError> {
+        if !self.has_stream_events() {
+            return Ok(Vec::new());
+        }
+        let written =
+            device.ioctl(IOCTL_TOLLGATE_GET_STREAM_EVENTS, &[], &mut self.read_buffer).map_err(ServiceError::Device)?;
+        if written == 0 {
+            return Ok(Vec::new());
+        }
+        let batch = decode_stream_events(self.read_buffer.get(..written).unwrap_or_default())?;
+        Ok(batch.iter().collect())
     }
 
     /// Closes the handle: the driver applies the default verdict to everything still pended.
     pub fn disconnect(&mut self, device: &dyn ControlDevice) {
         device.close();
+        self.capabilities = 0;
     }
 
     /// Reads one batch of pended connections and decides each.

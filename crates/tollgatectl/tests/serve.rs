@@ -8,10 +8,12 @@ use std::net::IpAddr;
 use std::process::Command;
 use std::time::Duration;
 
+use tollgate_core::stream::FlowEvent;
 use tollgate_core::{ConnectionFacts, Direction, PendId, PendLayer, PendedConnection, Ticks};
+use tollgate_inspect::name::PatternKind;
 use tollgate_protocol::{
-    BatchWriter, DriverLimits, HelloReply, Ioctl, MAX_BATCH_RECORDS, VerdictResult, decode_hello_request,
-    encode_hello_reply, respond_to_verdicts,
+    BatchWriter, DriverLimits, HelloReply, Ioctl, MAX_BATCH_RECORDS, StreamEventWriter, VerdictResult,
+    decode_blocklist, decode_hello_request, encode_hello_reply, respond_to_verdicts,
 };
 use tollgate_rules::RuleSet;
 use tollgatectl::device::ControlDevice;
@@ -21,6 +23,11 @@ use tollgatectl::service::VerdictService;
 
 const RULES: &str = r#"
 default = "block"
+
+[[rule]]
+name = "ads"
+action = "block"
+domain = ["*.ads.example", "tracker.example"]
 
 [[rule]]
 name = "allow-https"
@@ -43,6 +50,9 @@ struct Conn {
     app: &'static str,
 }
 
+/// A pushed blocklist, decoded: (kind, name) in wire order.
+type Blocklist = Vec<(PatternKind, Vec<u8>)>;
+
 /// A control device that answers HELLO and SET_CONFIG like the driver, serves scripted
 /// `GET_PENDED` results, and accepts every verdict except for the ids in `late`.
 #[derive(Default)]
@@ -51,6 +61,10 @@ struct ScriptedDevice {
     reads: RefCell<VecDeque<Result<Vec<Conn>, i32>>>,
     late: HashSet<u64>,
     submitted: RefCell<Vec<u64>>,
+    /// Batches of stream events, one per `GET_STREAM_EVENTS`.
+    events: RefCell<VecDeque<Vec<FlowEvent>>>,
+    /// Every `PUSH_BLOCKLIST` message, decoded.
+    pushed: RefCell<Vec<Blocklist>>,
     open_calls: Cell<u32>,
     close_calls: Cell<u32>,
     is_open: Cell<bool>,
@@ -116,7 +130,19 @@ impl ControlDevice for ScriptedDevice {
                 output[..written].copy_from_slice(&buffer[..written]);
                 Ok(written)
             }
-            Ioctl::GetStats | Ioctl::GetConfig | Ioctl::GetStreamEvents | Ioctl::PushBlocklist => Ok(0),
+            Ioctl::GetStreamEvents => {
+                let mut writer = StreamEventWriter::with_max_records(output, MAX_BATCH_RECORDS).unwrap();
+                for event in self.events.borrow_mut().pop_front().unwrap_or_default() {
+                    writer.push(&event).unwrap();
+                }
+                Ok(writer.finish())
+            }
+            Ioctl::PushBlocklist => {
+                let list = decode_blocklist(input).unwrap();
+                self.pushed.borrow_mut().push(list.iter().map(|(kind, name)| (kind, name.to_vec())).collect());
+                Ok(0)
+            }
+            Ioctl::GetStats | Ioctl::GetConfig => Ok(0),
         }
     }
 }
@@ -163,8 +189,9 @@ fn decides_prints_one_line_per_decision_and_reconnects_after_a_device_error() {
     assert!(device.close_calls.get() >= 2, "closed after the error and at the end");
 
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 5, "{out}");
+    assert_eq!(lines.len(), 6, "{out}");
     assert_eq!(lines[0], "# time id layer app remote verdict rule [result]");
+    assert!(lines[1].starts_with("# time flow id event"), "{out}");
     let expect = [
         format!("11 connect \"{CURL}\" 1.1.1.1:443/tcp allow allow-https"),
         format!("12 connect \"{CURL}\" 1.1.1.1:80/tcp block block-http"),
@@ -172,7 +199,7 @@ fn decides_prints_one_line_per_decision_and_reconnects_after_a_device_error() {
         format!("13 bind \"{CURL}\" */tcp allow allow-https"),
         format!("21 connect \"{CURL}\" 9.9.9.9:22/tcp block default [late]"),
     ];
-    for (line, expected) in lines[1..].iter().zip(expect.iter()) {
+    for (line, expected) in lines[2..].iter().zip(expect.iter()) {
         let (time, rest) = line.split_once(' ').unwrap();
         assert!(time.ends_with('Z') && time.len() == "2025-01-01T00:00:00.000Z".len(), "{line}");
         assert_eq!(rest, expected);
@@ -266,4 +293,66 @@ fn model_serve_is_not_implemented_yet() {
     let (code, _, stderr) = tollgatectl(&["serve", "--model"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("not implemented yet") && stderr.contains("tollgatectl simulate"), "{stderr}");
+}
+
+/// An identified flow as the driver would report it.
+fn flow_event(raw_id: u64, sni: &str, dropped: bool) -> FlowEvent {
+    use tollgate_core::stream::{FlowCounters, FlowEndpoints, FlowEventKind, FlowId, InspectionEnd, StreamVerdict};
+    use tollgate_inspect::identity::{Alpn, AppProtocol, Identity, NameSource};
+    use tollgate_inspect::name::HostName;
+    let mut identity = Identity { protocol: AppProtocol::Tls, alpn: Alpn::new(b"h2", 2), ..Identity::default() };
+    identity.names.push(NameSource::TlsSni, HostName::from_wire(sni.as_bytes()));
+    FlowEvent {
+        kind: FlowEventKind::Identified,
+        flow: FlowId::from_raw(raw_id),
+        at: Ticks(5),
+        endpoints: FlowEndpoints {
+            ip_protocol: 6,
+            direction: Direction::Outbound,
+            local_address: "10.0.0.5".parse().unwrap(),
+            local_port: 50_000,
+            remote_address: "93.184.216.34".parse().unwrap(),
+            remote_port: 443,
+            process_id: 4242,
+        },
+        identity,
+        end: InspectionEnd::Complete,
+        verdict: if dropped { StreamVerdict::Dropped } else { StreamVerdict::Permitted },
+        counters: FlowCounters { bytes_out: 1820, segments_out: 1, ..FlowCounters::default() },
+    }
+}
+
+#[test]
+fn pushes_the_rules_blocklist_on_connect_and_prints_one_line_per_flow_event() {
+    let device = ScriptedDevice {
+        reads: RefCell::new(VecDeque::from([Ok(vec![Conn {
+            id: 1,
+            layer: PendLayer::AuthConnect,
+            remote: ("1.1.1.1", 443),
+            app: CURL,
+        }])])),
+        events: RefCell::new(VecDeque::from([vec![
+            flow_event(7, "www.Example.com", false),
+            flow_event(8, "x.ads.example", true),
+        ]])),
+        ..ScriptedDevice::default()
+    };
+    let (end, out, log) = run(&device, &ServeConfig { max_batches: Some(1), ..config() });
+    assert_eq!(end, ServeEnd::LimitReached);
+    // The domain-only block rule, in the driver's canonical order.
+    assert_eq!(
+        *device.pushed.borrow(),
+        vec![vec![(PatternKind::Exact, b"tracker.example".to_vec()), (PatternKind::Below, b"ads.example".to_vec())]]
+    );
+    assert!(log.contains("2 domain pattern(s) blocked in the driver"), "{log}");
+    let flows: Vec<&str> = out.lines().filter(|line| !line.starts_with('#') && line.contains(" flow ")).collect();
+    assert_eq!(flows.len(), 2, "{out}");
+    assert!(
+        flows[0].ends_with(
+            "flow 7 identified tls sni:www.example.com h2 allowed complete 4242 93.184.216.34:443/tcp out=1820/1 in=0/0"
+        ),
+        "{}",
+        flows[0]
+    );
+    assert!(flows[1].contains("flow 8 identified tls sni:x.ads.example h2 dropped complete"), "{}", flows[1]);
 }
