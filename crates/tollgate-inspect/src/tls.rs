@@ -4,7 +4,7 @@
 //! The bytes are read as they lie in the stream: records (RFC 8446 §5.1) carrying one handshake
 //! message (RFC 8446 §4), the ClientHello (RFC 8446 §4.1.2, RFC 5246 §7.4.1.2). A handshake message
 //! may be fragmented over several records (RFC 8446 §5.1: "a single message MAY be fragmented across
-//! several records"), so the parser reads the message through a [`Cursor`] that steps over each
+//! several records"), so the parser reads the message through a cursor that steps over each
 //! 5-byte record header in place: nothing is copied, except a name that happens to straddle two
 //! records, which is gathered into one 256-byte buffer.
 //!
