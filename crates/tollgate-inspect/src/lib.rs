@@ -18,7 +18,9 @@
 //! - [`name`]: DNS names — the strict check for the patterns user mode configures, and the lenient
 //!   normalization of names seen on the wire (which must match however a client spells them);
 //! - [`tls`]: the TLS ClientHello parser (SNI, ALPN, versions, GREASE, ECH);
-//! - [`http`]: the HTTP/1.x request head parser (request-target authority, `Host`).
+//! - [`http`]: the HTTP/1.x request head parser (request-target authority, `Host`);
+//! - `samples` (feature `samples`, allocates; never in the driver): browser-like ClientHellos and
+//!   request heads for tests, the benchmark and the simulated workload.
 //!
 //! The driver calls [`inspect`] each time more of a flow's first outbound bytes have arrived,
 //! always with everything from the first byte on, until it returns [`Progress::Done`] or the driver's
@@ -26,9 +28,14 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "samples")]
+extern crate alloc;
+
 pub mod http;
 pub mod identity;
 pub mod name;
+#[cfg(feature = "samples")]
+pub mod samples;
 pub mod tls;
 
 use identity::{AppProtocol, Identity};
