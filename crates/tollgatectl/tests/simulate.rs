@@ -27,6 +27,23 @@ fn tollgate_runs_the_workload_without_bugcheck_hazard_or_leak() {
     assert!(report.service_crashes > 0 && core.completed_by_cleanup > 0, "{}", report.render());
     assert!(counters.reauthorizations > 0 && core.reauth_misses == 0, "{}", report.render());
     assert!(counters.stream_indications > 0 && counters.flow_deletes > 0, "{}", report.render());
+    // The stream callout read the apps' ClientHellos and requests, dropped the blocked names the
+    // service pushed, stopped classifying identified flows, and gave every buffer back.
+    let stream = report.stream.driver.expect("Tollgate reports its stream counters");
+    assert!(stream.flows_named > 0 && report.stream.tls > 0 && report.stream.http > 0, "{}", report.render());
+    assert!(stream.flows_dropped > 0 && counters.stream_drops == stream.flows_dropped, "{}", report.render());
+    assert!(stream.blocklist_patterns == 5, "{}", report.render());
+    assert!(
+        report.stream.dropped_names.keys().all(|name| name.contains("telemetry")
+            || name.contains("ads.example")
+            || name.contains("vortex")
+            || name.contains("c2.bad")),
+        "only blocked names are dropped: {}",
+        report.render()
+    );
+    assert!(report.stream.identified > 0 && report.stream.closed > 0, "{}", report.render());
+    assert!(counters.stream_indications_allowed_through > 0, "{}", report.render());
+    assert_eq!(report.stream.free_buffers, report.stream.total_buffers);
     assert!(report.verdicts_rejected > 0, "late verdicts must be rejected: {}", report.render());
     // Every pend was resolved exactly once, by one path.
     assert_eq!(

@@ -842,4 +842,11 @@ impl<L: RawSpinLock> FlowTable<L> {
     pub fn free_buffers(&self) -> usize {
         self.flows.with(|flows| flows.buffers.len())
     }
+
+    /// Reassembly buffers the table owns in all ([`FlowTableConfig::reassembly_buffers`]).
+    /// IRQL: ≤ DISPATCH_LEVEL.
+    pub fn total_buffers(&self) -> usize {
+        // The pool's capacity was reserved exactly and never grows.
+        self.flows.with(|flows| flows.buffers.capacity())
+    }
 }

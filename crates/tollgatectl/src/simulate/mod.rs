@@ -419,26 +419,26 @@ impl Sim<'_> {
             }
         }
         let outbound = index.is_multiple_of(2);
-        let payload = if index == 0 {
-            workload::first_payload(&mut self.rng, port)
+        if index == 0 {
+            self.first_bytes(conn, &plan);
         } else {
             let length = self.rng.random_range(0..3_000_usize);
-            (0..length).map(|_| self.rng.random::<u8>()).collect()
-        };
-        let roll = self.rng.random_range(0..100);
-        let (chain, shape) = match roll {
-            0..=2 => (vec![payload], StreamShape::NullLayerData),
-            3..=5 => (vec![payload], StreamShape::NullStreamData),
-            6..=15 => {
-                // A chain of NBLs, some empty.
-                let split = payload.len() / 2;
-                let (a, b) = payload.split_at(split);
-                (vec![Vec::new(), a.to_vec(), Vec::new(), b.to_vec()], StreamShape::Normal)
-            }
-            16..=20 => (vec![Vec::new()], StreamShape::Normal),
-            _ => (vec![payload], StreamShape::Normal),
-        };
-        self.engine.send(conn, outbound, chain, shape);
+            let payload: Vec<u8> = (0..length).map(|_| self.rng.random::<u8>()).collect();
+            let roll = self.rng.random_range(0..100);
+            let (chain, shape) = match roll {
+                0..=2 => (vec![payload], StreamShape::NullLayerData),
+                3..=5 => (vec![payload], StreamShape::NullStreamData),
+                6..=15 => {
+                    // A chain of NBLs, some empty.
+                    let split = payload.len() / 2;
+                    let (a, b) = payload.split_at(split);
+                    (vec![Vec::new(), a.to_vec(), Vec::new(), b.to_vec()], StreamShape::Normal)
+                }
+                16..=20 => (vec![Vec::new()], StreamShape::Normal),
+                _ => (vec![payload], StreamShape::Normal),
+            };
+            self.engine.send(conn, outbound, chain, shape);
+        }
         self.report.stream_indications = self.report.stream_indications.saturating_add(1);
         if index.saturating_add(1) < plan.segments {
             let gap = self.rng.random_range(1..200);
@@ -462,8 +462,36 @@ impl Sim<'_> {
                 Err(ServiceError::Device(status)) => self.report.count_device_error(status),
                 Err(error) => self.report.service_errors.push(error.to_string()),
             }
+            match self.service.read_stream_events(self.driver.device()) {
+                Ok(events) => self.report.stream.record_events(&events),
+                Err(ServiceError::Device(status)) => self.report.count_device_error(status),
+                Err(error) => self.report.service_errors.push(error.to_string()),
+            }
         }
         self.scheduler.at(self.after_us(500), Event::ServicePoll);
+    }
+
+    /// The client's first bytes (a ClientHello, a request head, a banner), cut at the MSS the way
+    /// TCP sends them: in one indication whose NET_BUFFER_LIST chain holds the segments, or in one
+    /// indication per segment; now and then after an empty or NULL indication.
+    fn first_bytes(&mut self, conn: ConnId, plan: &ConnectionPlan) {
+        const MSS: usize = 1_460;
+        let app = self.processes.get(plan.process).and_then(|p| APPS.get(p.app)).copied().unwrap_or(APPS[0]);
+        let payload = workload::first_payload(&mut self.rng, &app, plan.remote.port());
+        match self.rng.random_range(0..100) {
+            0..=3 => self.engine.send(conn, true, vec![b"lost".to_vec()], StreamShape::NullLayerData),
+            4..=7 => self.engine.send(conn, true, vec![b"lost".to_vec()], StreamShape::NullStreamData),
+            8..=11 => self.engine.send(conn, true, vec![Vec::new()], StreamShape::Normal),
+            _ => {}
+        }
+        let segments: Vec<Vec<u8>> = payload.chunks(MSS).map(<[u8]>::to_vec).collect();
+        if segments.len() > 1 && self.rng.random_bool(0.5) {
+            for segment in segments {
+                self.engine.send(conn, true, vec![segment], StreamShape::Normal);
+            }
+        } else {
+            self.engine.send(conn, true, segments, StreamShape::Normal);
+        }
     }
 
     /// Usually fast, sometimes slow, now and then past the pend timeout.
@@ -529,6 +557,9 @@ impl Sim<'_> {
         self.report.engine = self.engine.report();
         if let Driver::Tollgate { driver, .. } = &self.driver {
             self.report.core = Some(driver.core().stats());
+            self.report.stream.driver = Some(driver.flows().stats(driver.blocklist()));
+            self.report.stream.free_buffers = driver.flows().free_buffers();
+            self.report.stream.total_buffers = driver.flows().total_buffers();
         }
     }
 }

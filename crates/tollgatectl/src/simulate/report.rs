@@ -5,7 +5,9 @@ use std::fmt::{self, Write as _};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use tollgate_core::stream::{FlowEvent, FlowEventKind, StreamStats, StreamVerdict};
 use tollgate_core::{StatsSnapshot, Ticks};
+use tollgate_inspect::identity::{AppProtocol, Ech};
 use tollgate_wfp_model::EngineReport;
 use tollgate_wfp_model::drivers::tollgate::UnloadReport;
 
@@ -40,6 +42,63 @@ impl LatencySummary {
     #[must_use]
     pub fn micros_at(&self, quantile: f64) -> u64 {
         self.histogram.as_ref().map_or(0, |h| h.value_at_quantile(quantile))
+    }
+}
+
+/// What the stream callout reported, as the verdict service received it, and the driver's own
+/// stream counters at the end.
+#[derive(Clone, Debug, Default)]
+pub struct StreamReport {
+    /// `identified` events received.
+    pub identified: u64,
+    /// `closed` events received.
+    pub closed: u64,
+    /// Identified flows by protocol: TLS, HTTP, other (including unrecognised).
+    pub tls: u64,
+    /// See `tls`.
+    pub http: u64,
+    /// See `tls`.
+    pub other: u64,
+    /// Identified TLS flows that offered ECH (the SNI is then the public name).
+    pub ech: u64,
+    /// Identified flows with a name.
+    pub named: u64,
+    /// Flows dropped by the domain blocklist, by name.
+    pub dropped_names: BTreeMap<String, u64>,
+    /// The driver's stream counters at the end.
+    pub driver: Option<StreamStats>,
+    /// Reassembly buffers back in the pool at the end.
+    pub free_buffers: usize,
+    /// Reassembly buffers the driver has.
+    pub total_buffers: usize,
+}
+
+impl StreamReport {
+    pub(super) fn record_events(&mut self, events: &[FlowEvent]) {
+        for event in events {
+            match event.kind {
+                FlowEventKind::Closed => self.closed = self.closed.saturating_add(1),
+                FlowEventKind::Identified => {
+                    self.identified = self.identified.saturating_add(1);
+                    let identity = &event.identity;
+                    let counter = match identity.protocol {
+                        AppProtocol::Tls => &mut self.tls,
+                        AppProtocol::Http => &mut self.http,
+                        AppProtocol::Other | AppProtocol::Unknown => &mut self.other,
+                    };
+                    *counter = counter.saturating_add(1);
+                    if identity.tls.ech == Ech::Outer {
+                        self.ech = self.ech.saturating_add(1);
+                    }
+                    if let Some((_, name)) = identity.names.primary() {
+                        self.named = self.named.saturating_add(1);
+                        if event.verdict == StreamVerdict::Dropped {
+                            *self.dropped_names.entry(format!("{name:?}")).or_insert(0) += 1;
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -90,6 +149,8 @@ pub struct SimReport {
     pub engine: EngineReport,
     /// The driver's counters.
     pub core: Option<StatsSnapshot>,
+    /// The stream callout.
+    pub stream: StreamReport,
 }
 
 pub(super) fn millis_as_seconds(millis: u64) -> String {
@@ -131,6 +192,7 @@ impl SimReport {
             unload: None,
             engine: EngineReport::default(),
             core: None,
+            stream: StreamReport::default(),
         }
     }
 
@@ -138,10 +200,13 @@ impl SimReport {
         *self.device_errors.entry(status).or_insert(0) += 1;
     }
 
-    /// No bugcheck, no hazard, no leak.
+    /// No bugcheck, no hazard, no leak (every reassembly buffer back in the pool included).
     #[must_use]
     pub fn passed(&self) -> bool {
-        self.engine.bugcheck.is_none() && self.engine.hazards.is_empty() && self.engine.leaks.is_empty()
+        self.engine.bugcheck.is_none()
+            && self.engine.hazards.is_empty()
+            && self.engine.leaks.is_empty()
+            && self.stream.free_buffers == self.stream.total_buffers
     }
 
     /// The report as the CLI prints it.
@@ -222,6 +287,53 @@ impl SimReport {
             "stream                     {:>9} indications, {} bytes, {} flows deleted",
             counters.stream_indications, counters.stream_bytes, counters.flow_deletes
         )?;
+        if let Some(stream) = &self.stream.driver {
+            let seen = &self.stream;
+            writeln!(
+                out,
+                "stream inspection          {:>9} flows, {} named (TLS {}, HTTP {}, other {}; {} with ECH)",
+                stream.flows_tracked, stream.flows_named, seen.tls, seen.http, seen.other, seen.ech
+            )?;
+            writeln!(
+                out,
+                "  dropped by blocklist     {:>9}   ({} patterns pushed by the service; {} connections reset)",
+                stream.flows_dropped, stream.blocklist_patterns, counters.stream_drops
+            )?;
+            let mut dropped: Vec<(&String, &u64)> = seen.dropped_names.iter().collect();
+            dropped.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            for (name, count) in dropped.iter().take(4) {
+                writeln!(out, "    {name:<32} {count:>6}")?;
+            }
+            writeln!(
+                out,
+                "  not fully read           {:>9}   (no free buffer {}, byte/segment bound {}, table full {})",
+                stream.flows_no_buffer + stream.flows_bounded + stream.flows_untracked,
+                stream.flows_no_buffer,
+                stream.flows_bounded,
+                stream.flows_untracked
+            )?;
+            writeln!(
+                out,
+                "  events to the service    {:>9}   ({} identified, {} closed; {} lost while the queue was full)",
+                seen.identified + seen.closed,
+                seen.identified,
+                seen.closed,
+                stream.events_lost
+            )?;
+            writeln!(
+                out,
+                "  classifies saved         {:>9}   indications ({} bytes) passed without a classify after \
+                 ALLOW_CONNECTION",
+                counters.stream_indications_allowed_through, counters.stream_bytes_allowed_through
+            )?;
+            writeln!(
+                out,
+                "  buffers back in the pool {:>9}   of {} after unload{}",
+                seen.free_buffers,
+                seen.total_buffers,
+                if seen.free_buffers == seen.total_buffers { "" } else { "   LEAK" }
+            )?;
+        }
         writeln!(out, "endpoint addresses reused  {:>9}", counters.endpoint_handles_reused)?;
         if let Some(unload) = &self.unload {
             writeln!(

@@ -9,6 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use tollgate_inspect::samples::{self, HelloBuilder};
 use tollgate_wfp_model::Protocol;
 
 /// One kind of application.
@@ -26,6 +27,21 @@ pub struct AppProfile {
     pub ports: &'static [u16],
     /// Percentage of connections that stay open long (tens of seconds).
     pub long_lived_percent: u32,
+    /// The names it connects to (TLS SNI / HTTP `Host` of its first bytes), a few of them caught by
+    /// the simulation's domain block rule.
+    pub domains: &'static [&'static str],
+    /// The shape of its TLS ClientHello.
+    pub tls: TlsStyle,
+}
+
+/// How an app's TLS stack writes its ClientHello.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsStyle {
+    /// A browser: GREASE, a post-quantum key share, ECH, shuffled extensions (about 1.8 KB: two
+    /// TCP segments).
+    Browser,
+    /// A TLS library (about 500 bytes).
+    Library,
 }
 
 /// The catalog.
@@ -37,6 +53,15 @@ pub const APPS: [AppProfile; 7] = [
         udp_percent: 10,
         ports: &[443, 443, 443, 80],
         long_lived_percent: 20,
+        domains: &[
+            "www.example.com",
+            "cdn.example.net",
+            "static.example.org",
+            "Telemetry.Mozilla.Org.",
+            "incoming.telemetry.mozilla.org",
+            "xn--bcher-kva.example",
+        ],
+        tls: TlsStyle::Browser,
     },
     AppProfile {
         name: "chrome",
@@ -45,6 +70,14 @@ pub const APPS: [AppProfile; 7] = [
         udp_percent: 20,
         ports: &[443, 443, 80],
         long_lived_percent: 20,
+        domains: &[
+            "www.example.com",
+            "fonts.example.net",
+            "video.example.com",
+            "pagead.ads.example",
+            "www.ads.example",
+        ],
+        tls: TlsStyle::Browser,
     },
     AppProfile {
         name: "svchost-dns",
@@ -53,6 +86,8 @@ pub const APPS: [AppProfile; 7] = [
         udp_percent: 100,
         ports: &[53],
         long_lived_percent: 0,
+        domains: &[],
+        tls: TlsStyle::Library,
     },
     AppProfile {
         name: "updater",
@@ -61,6 +96,8 @@ pub const APPS: [AppProfile; 7] = [
         udp_percent: 0,
         ports: &[443, 8443],
         long_lived_percent: 5,
+        domains: &["update.vendor.example", "vortex.data.microsoft.com"],
+        tls: TlsStyle::Library,
     },
     AppProfile {
         name: "ssh",
@@ -69,6 +106,8 @@ pub const APPS: [AppProfile; 7] = [
         udp_percent: 0,
         ports: &[22],
         long_lived_percent: 80,
+        domains: &[],
+        tls: TlsStyle::Library,
     },
     AppProfile {
         name: "game",
@@ -77,6 +116,8 @@ pub const APPS: [AppProfile; 7] = [
         udp_percent: 90,
         ports: &[27015, 27016, 3478],
         long_lived_percent: 50,
+        domains: &["lobby.arena.example"],
+        tls: TlsStyle::Library,
     },
     AppProfile {
         name: "unknown",
@@ -85,6 +126,8 @@ pub const APPS: [AppProfile; 7] = [
         udp_percent: 30,
         ports: &[443, 6667, 4444],
         long_lived_percent: 10,
+        domains: &["c2.bad.example", "198.51.100.7"],
+        tls: TlsStyle::Library,
     },
 ];
 
@@ -166,18 +209,24 @@ pub fn plan(
     ConnectionPlan { process: process_index, protocol, local, remote, lifetime_ms, early_teardown_ms, segments }
 }
 
-/// The first outbound bytes of a connection to `port`: a TLS ClientHello record head, an HTTP
-/// request, or an SSH banner (only their shape matters to the model's stream callout).
-pub fn first_payload(rng: &mut ChaCha8Rng, port: u16) -> Vec<u8> {
+/// The first outbound bytes of a connection of `app` to `port`: a TLS ClientHello (SNI from the
+/// app's names) on 443 and 8443, an HTTP request on 80, an SSH banner on 22, random bytes
+/// elsewhere.
+pub fn first_payload(rng: &mut ChaCha8Rng, app: &AppProfile, port: u16) -> Vec<u8> {
+    let name = app.domains.get(rng.random_range(0..app.domains.len().max(1))).copied().unwrap_or("example.com");
     match port {
-        80 => b"GET /index.html HTTP/1.1\r\nHost: example.com\r\nUser-Agent: sim\r\n\r\n".to_vec(),
+        443 | 8443 => {
+            let seed = rng.random();
+            match app.tls {
+                TlsStyle::Browser => HelloBuilder::chrome_like(name.as_bytes(), seed).record(),
+                TlsStyle::Library => HelloBuilder::library_like(name.as_bytes(), &[b"http/1.1"], seed).record(),
+            }
+        }
+        80 => samples::http_request("GET", "/index.html", name),
         22 => b"SSH-2.0-OpenSSH_for_Windows_9.5\r\n".to_vec(),
         _ => {
-            let length = rng.random_range(200..700_usize);
-            let mut hello = vec![0x16, 0x03, 0x01];
-            hello.extend_from_slice(&u16::try_from(length).unwrap_or(512).to_be_bytes());
-            hello.extend((0..length).map(|_| rng.random::<u8>()));
-            hello
+            let length = rng.random_range(16..700_usize);
+            (0..length).map(|_| rng.random::<u8>()).collect()
         }
     }
 }
