@@ -4,11 +4,16 @@
 //! here, which finds a crashing schedule for it by search).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic, missing_docs)]
 
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use tollgate_core::stream::DomainSet;
 use tollgate_core::{CoreConfig, PendId, RuntimeConfig, Ticks, Verdict};
+use tollgate_inspect::name::PatternKind;
+use tollgate_inspect::samples::{HelloBuilder, http_request};
 use tollgate_wfp_model::drivers::naive::NaiveDriver;
 use tollgate_wfp_model::drivers::tollgate::TollgateDriver;
 use tollgate_wfp_model::{CloseKind, ConnId, Engine, EngineConfig, Protocol, StreamShape, connection_values};
@@ -29,9 +34,10 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (any::<bool>(), any::<bool>()).prop_map(|(udp, v6)| Op::Open { udp, v6 }),
         3 => (any::<usize>(), 0..3_u8).prop_map(|(pick, kind)| Op::Close { pick, kind }),
-        4 => (any::<usize>(), any::<bool>()).prop_map(|(pick, permit)| Op::Answer { pick, permit }),
+        // Mostly permits: the stream callout only sees connections that were allowed.
+        5 => (any::<usize>(), prop::bool::weighted(0.8)).prop_map(|(pick, permit)| Op::Answer { pick, permit }),
         1 => any::<usize>().prop_map(|pick| Op::AnswerStale { pick }),
-        3 => (any::<usize>(), any::<bool>(), 0..4_u8, 0..2_000_usize)
+        5 => (any::<usize>(), any::<bool>(), 0..4_u8, 0..2_000_usize)
             .prop_map(|(pick, outbound, shape, len)| Op::Send { pick, outbound, shape, len }),
         2 => (0..3_000_u64).prop_map(|millis| Op::Advance { millis }),
         2 => Just(Op::Timer),
@@ -55,6 +61,18 @@ fn values(n: u64, udp: bool, v6: bool) -> tollgate_wfp_model::ConnectionValues {
     connection_values(protocol, local, remote, r"\device\harddiskvolume3\app.exe", 100 + n % 7)
 }
 
+/// What a connection's client sends, cut into whatever pieces the schedule's `Send`s take: a
+/// browser-like ClientHello or an HTTP request for a blocked or an allowed name, or filler bytes.
+fn client_bytes(conn_index: usize) -> Vec<u8> {
+    let name: &[u8] = if conn_index % 2 == 0 { b"www.blocked.example" } else { b"fine.example" };
+    match conn_index % 5 {
+        0 | 1 => HelloBuilder::chrome_like(name, conn_index as u64 + 1).record(),
+        2 => HelloBuilder::library_like(name, &[b"h2"], conn_index as u64 + 1).record(),
+        3 => http_request("GET", "/", std::str::from_utf8(name).unwrap()),
+        _ => vec![0x16; 3_000],
+    }
+}
+
 fn shape(n: u8) -> StreamShape {
     match n {
         0 => StreamShape::NullLayerData,
@@ -73,10 +91,20 @@ fn kind(n: u8) -> CloseKind {
 
 /// Runs `ops` on Tollgate and returns the engine's final report.
 fn run_tollgate(seed: u64, ops: &[Op]) -> tollgate_wfp_model::EngineReport {
-    run_driver(seed, ops, false)
+    run_driver(seed, ops, Planted::None)
 }
 
-fn run_driver(seed: u64, ops: &[Op], plant_ignore_teardown: bool) -> tollgate_wfp_model::EngineReport {
+/// A bug planted in Tollgate's shim, to show the property finds it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Planted {
+    None,
+    /// Teardown notifications ignored (the pend/teardown race).
+    IgnoreTeardown,
+    /// The previous indication's streamData kept and read again (the stream crash).
+    KeepStreamData,
+}
+
+fn run_driver(seed: u64, ops: &[Op], planted: Planted) -> tollgate_wfp_model::EngineReport {
     let engine = Engine::new(EngineConfig { seed, deferred_flow_delete_percent: 50 });
     let config = CoreConfig {
         capacity: 64,
@@ -85,9 +113,15 @@ fn run_driver(seed: u64, ops: &[Op], plant_ignore_teardown: bool) -> tollgate_wf
         ..CoreConfig::default()
     };
     let driver: Arc<TollgateDriver> = TollgateDriver::load(&engine, config).unwrap();
-    if plant_ignore_teardown {
-        driver.plant_ignore_teardown();
+    match planted {
+        Planted::None => {}
+        Planted::IgnoreTeardown => driver.plant_ignore_teardown(),
+        Planted::KeepStreamData => driver.plant_keep_stream_data(),
     }
+    let blocked = DomainSet::build([(PatternKind::Below, &b"blocked.example"[..])]).unwrap();
+    driver.blocklist().replace(blocked).unwrap();
+    // Where each connection's client stream is: what it sends next.
+    let mut cursors: HashMap<usize, usize> = HashMap::new();
     driver.core().attach_service().unwrap();
     let mut conns: Vec<ConnId> = Vec::new();
     let mut delivered: Vec<PendId> = Vec::new();
@@ -119,9 +153,24 @@ fn run_driver(seed: u64, ops: &[Op], plant_ignore_teardown: bool) -> tollgate_wf
                 assert!(driver.core().apply_verdict(answered[pick % answered.len()], Verdict::Permit).is_err());
             }
             Op::Send { pick, outbound, shape: s, len } if !conns.is_empty() => {
-                let data = vec![0x16_u8; len];
-                let chain = if len % 3 == 0 { vec![Vec::new(), data, Vec::new()] } else { vec![data] };
-                engine.send(conns[pick % conns.len()], outbound, chain, shape(s));
+                let index = pick % conns.len();
+                let data = if outbound {
+                    // The next piece of this connection's client stream (filler once it is sent).
+                    let stream = client_bytes(index);
+                    let at = cursors.entry(index).or_insert(0);
+                    let piece = stream.get(*at..(*at + len).min(stream.len())).unwrap_or_default().to_vec();
+                    *at += piece.len();
+                    if piece.is_empty() { vec![0x17; len] } else { piece }
+                } else {
+                    vec![0x16_u8; len]
+                };
+                let chain = if len % 3 == 0 {
+                    let (a, b) = data.split_at(data.len() / 2);
+                    vec![Vec::new(), a.to_vec(), Vec::new(), b.to_vec()]
+                } else {
+                    vec![data]
+                };
+                engine.send(conns[index], outbound, chain, shape(s));
             }
             Op::Advance { millis } => engine.advance_to(engine.now().saturating_add(Ticks::from_millis(millis))),
             Op::Timer => {
@@ -172,12 +221,27 @@ fn the_schedule_property_catches_a_shim_that_ignores_teardown() {
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases: 256, ..ProptestConfig::default() });
     let strategy = (any::<u64>(), prop::collection::vec(op(), 1..120));
     let result = runner.run(&strategy, |(seed, ops)| {
-        let report = run_driver(seed, &ops, true);
+        let report = run_driver(seed, &ops, Planted::IgnoreTeardown);
         prop_assert_eq!(report.bugcheck.map(|b| b.stop.code()), None);
         Ok(())
     });
     let failure = result.expect_err("the planted bug must be found");
     assert!(format!("{failure}").contains("Some(80)"), "expected 0x50 (80): {failure}");
+}
+
+/// And with the stream crash's bug planted (the shim reads the previous indication's streamData),
+/// the same search finds a schedule that bugchecks 0xD1 in NETIO.
+#[test]
+fn the_schedule_property_catches_a_shim_that_keeps_stream_data() {
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases: 256, ..ProptestConfig::default() });
+    let strategy = (any::<u64>(), prop::collection::vec(op(), 1..120));
+    let result = runner.run(&strategy, |(seed, ops)| {
+        let report = run_driver(seed, &ops, Planted::KeepStreamData);
+        prop_assert_eq!(report.bugcheck.map(|b| b.stop.code()), None);
+        Ok(())
+    });
+    let failure = result.expect_err("the planted bug must be found");
+    assert!(format!("{failure}").contains("Some(209)"), "expected 0xD1 (209): {failure}");
 }
 
 /// The naive driver under random schedules of the same shape: a search finds a crashing one
@@ -218,4 +282,21 @@ fn the_naive_driver_crashes_under_random_schedules() {
         }
     }
     assert!(crashed > 32, "only {crashed}/64 random schedules crashed the naive driver");
+}
+
+/// The property is not vacuous for the stream callout either: its schedules identify flows from
+/// pieces of real ClientHellos and requests, and drop the blocked ones.
+#[test]
+fn the_schedules_reach_identification_and_drops() {
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = (any::<u64>(), prop::collection::vec(op(), 60..120));
+    let (mut drops, mut allowed_through) = (0, 0);
+    for _ in 0..64 {
+        let (seed, ops) = strategy.new_tree(&mut runner).unwrap().current();
+        let report = run_tollgate(seed, &ops);
+        drops += report.counters.stream_drops;
+        allowed_through += report.counters.stream_indications_allowed_through;
+    }
+    assert!(drops > 0, "no schedule dropped a blocked name");
+    assert!(allowed_through > 0, "no schedule reached ALLOW_CONNECTION");
 }

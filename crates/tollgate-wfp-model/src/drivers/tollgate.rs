@@ -43,6 +43,10 @@ pub struct TollgateDriver {
     /// A known bug planted on purpose, so tests can show they catch it (feature `planted-bugs`).
     #[cfg(feature = "planted-bugs")]
     ignore_teardown: std::sync::atomic::AtomicBool,
+    /// A known bug planted on purpose: the stream shim keeps the last `streamData` and reads it in
+    /// the next classify (the naive stream callout's bug).
+    #[cfg(feature = "planted-bugs")]
+    keep_stream_data: Mutex<Option<Option<crate::callout::StreamDataRef>>>,
     core: Core<ModelPlatform>,
     flows: FlowTable<ModelSpinLock>,
     blocklist: DomainBlocklist,
@@ -93,6 +97,8 @@ impl TollgateDriver {
         let driver = Arc::new(TollgateDriver {
             #[cfg(feature = "planted-bugs")]
             ignore_teardown: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(feature = "planted-bugs")]
+            keep_stream_data: Mutex::new(None),
             core,
             flows,
             blocklist: DomainBlocklist::new(),
@@ -152,6 +158,13 @@ impl TollgateDriver {
     #[cfg(feature = "planted-bugs")]
     pub fn plant_ignore_teardown(&self) {
         self.ignore_teardown.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Plants the naive stream callout's bug in Tollgate's shim: the previous indication's
+    /// `streamData` is kept and read again in the next stream classify.
+    #[cfg(feature = "planted-bugs")]
+    pub fn plant_keep_stream_data(&self) {
+        *self.keep_stream_data.lock().unwrap_or_else(PoisonError::into_inner) = Some(None);
     }
 
     /// The core (for the IOCTL dispatch and the report).
@@ -324,6 +337,16 @@ impl TollgateDriver {
             None => (StreamSegment { outbound: false, length: 0, disconnect: false }, None, 0),
         };
         let now = engine.now();
+        #[cfg(feature = "planted-bugs")]
+        {
+            let mut kept = self.keep_stream_data.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(previous) = kept.as_mut() {
+                if let Some(stale) = previous.take() {
+                    let _ = engine.fwps_copy_stream_data_to_buffer0(stale, &mut [0_u8; 16]);
+                }
+                *previous = data;
+            }
+        }
         let action =
             self.flows.on_segment(FlowId::from_raw(call.flow_context), segment, now, &self.blocklist, |buffer| {
                 match data {
