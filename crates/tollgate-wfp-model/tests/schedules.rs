@@ -64,7 +64,7 @@ fn values(n: u64, udp: bool, v6: bool) -> tollgate_wfp_model::ConnectionValues {
 /// What a connection's client sends, cut into whatever pieces the schedule's `Send`s take: a
 /// browser-like ClientHello or an HTTP request for a blocked or an allowed name, or filler bytes.
 fn client_bytes(conn_index: usize) -> Vec<u8> {
-    let name: &[u8] = if conn_index % 2 == 0 { b"www.blocked.example" } else { b"fine.example" };
+    let name: &[u8] = if conn_index.is_multiple_of(2) { b"www.blocked.example" } else { b"fine.example" };
     match conn_index % 5 {
         0 | 1 => HelloBuilder::chrome_like(name, conn_index as u64 + 1).record(),
         2 => HelloBuilder::library_like(name, &[b"h2"], conn_index as u64 + 1).record(),
