@@ -32,7 +32,10 @@
                    (b) `tollgatectl serve --rules <file>` (the script writes the rules: allow loopback,
                        allow TCP 443 to -TargetAddress, block port 80, default block): the allowed
                        connection succeeds, the port-80 one is blocked, serve printed both decisions,
-                       loopback connections work;
+                       loopback connections work; and the stream callout: a loopback HTTP request with
+                       Host www.blocked.tollgate.test (the rules' domain block, which serve pushes to
+                       the driver) is dropped inline while www.allowed.tollgate.test's exchange
+                       completes, and serve printed the dropped flow's event;
                    (c) serve with --verdict-delay holds -PendConnections connections; the script kills
                        serve mid-pend: they must fail (default verdict, at service exit rather than at
                        the 5 s pend timeout), the driver must still be RUNNING;
@@ -495,6 +498,46 @@ function Test-TcpConnect([string] $Address, [int] $Port, [int] $TimeoutMs = 1000
     }
 }
 
+# A loopback TCP exchange: the client sends an HTTP request head for $HostName, the server answers.
+# 'Exchanged' when the answer arrives; 'Dropped' when the connection is reset or closed before the
+# server sees the request (the stream callout's DROP_CONNECTION); 'NoAccept' when it never connected.
+function Test-StreamExchange([string] $HostName) {
+    $listener = New-Object System.Net.Sockets.TcpListener([System.Net.IPAddress]::Loopback, 0)
+    $listener.Start()
+    $port = $listener.LocalEndpoint.Port
+    $client = New-Object System.Net.Sockets.TcpClient([System.Net.Sockets.AddressFamily]::InterNetwork)
+    $server = $null
+    Write-Note "loopback exchange on 127.0.0.1:$port with Host: $HostName"
+    try {
+        $accept = $listener.AcceptTcpClientAsync()
+        $client.Connect([System.Net.IPAddress]::Loopback, $port)
+        if (-not $accept.Wait(5000)) { return 'NoAccept' }
+        $server = $accept.Result
+        $request = [System.Text.Encoding]::ASCII.GetBytes("GET / HTTP/1.1`r`nHost: $HostName`r`nConnection: close`r`n`r`n")
+        $clientStream = $client.GetStream()
+        $clientStream.Write($request, 0, $request.Length)
+        $serverStream = $server.GetStream()
+        $serverStream.ReadTimeout = 3000
+        $buffer = New-Object byte[] 4096
+        $read = 0
+        try { $read = $serverStream.Read($buffer, 0, $buffer.Length) } catch { $read = -1 }
+        if ($read -le 0) { return 'Dropped' }
+        $reply = [System.Text.Encoding]::ASCII.GetBytes("HTTP/1.1 204 No Content`r`nConnection: close`r`n`r`n")
+        $serverStream.Write($reply, 0, $reply.Length)
+        $clientStream.ReadTimeout = 3000
+        try { $read = $clientStream.Read($buffer, 0, $buffer.Length) } catch { $read = -1 }
+        if ($read -gt 0) { return 'Exchanged' }
+        return 'Dropped'
+    } catch {
+        Write-Note "  exchange failed: $($_.Exception.Message)"
+        return 'Dropped'
+    } finally {
+        $client.Close()
+        if ($null -ne $server) { $server.Close() }
+        $listener.Stop()
+    }
+}
+
 function Format-Remote([string] $Address, [int] $Port) {
     $ip = [System.Net.IPAddress]::Parse($Address)
     if ($ip.AddressFamily -eq [System.Net.Sockets.AddressFamily]::InterNetworkV6) { return "[$ip]:$Port" }
@@ -506,6 +549,13 @@ function Write-ExerciseRules([string] $Path) {
 # Written by Test-Tollgate.ps1 for the Exercise checks. First match wins.
 default = "block"
 ask_fallback = "block"
+
+# Domain-only, and first: the service pushes it to the driver, whose stream callout drops a flow
+# whose HTTP Host or TLS SNI matches (check (b), stream part).
+[[rule]]
+name = "block-test-domain"
+action = "block"
+domain = ["*.blocked.tollgate.test"]
 
 [[rule]]
 name = "allow-loopback"
@@ -710,6 +760,14 @@ function Invoke-ExerciseChecks([string] $Label = '') {
             } catch {
                 Add-Check -Name "${prefix}(b) loopback connections allowed by rule allow-loopback" -Passed $false -Detail $_.Exception.Message
             }
+            # The stream callout: a request for a blocked name is dropped inline, after ALE
+            # allowed the connection (rule allow-loopback); an allowed name goes through.
+            $outcome = Test-StreamExchange 'www.allowed.tollgate.test'
+            Add-Check -Name "${prefix}(b) stream: Host www.allowed.tollgate.test exchanged" -Passed ($outcome -eq 'Exchanged') -Detail $outcome
+            $outcome = Test-StreamExchange 'www.blocked.tollgate.test'
+            Add-Check -Name "${prefix}(b) stream: Host www.blocked.tollgate.test dropped by the driver's domain blocklist" -Passed ($outcome -eq 'Dropped') -Detail $outcome
+            $line = Wait-ServeLine $serve ' flow \d+ identified http host:www\.blocked\.tollgate\.test .* dropped '
+            Add-Check -Name "${prefix}(b) serve printed the dropped flow's event" -Passed ($null -ne $line) -Detail "$line"
             Show-ServeLog $serve
             Stop-Serve $serve
         }
