@@ -335,3 +335,25 @@ fn a_malformed_blocklist_is_refused_with_its_status_and_the_old_list_stays() {
     let kept = identify(&fixture, 1, "keep.example");
     assert_eq!(fixture.flows.facts(kept).unwrap().verdict, StreamVerdict::Dropped);
 }
+
+#[test]
+fn a_parked_read_wakes_with_an_empty_batch_when_stream_events_wait() {
+    let fixture = Fixture::new();
+    let device = fixture.device();
+    let mut buffer = vec![0_u8; MIN_GET_PENDED_OUTPUT];
+    assert_eq!(
+        device.device_control(SERVICE, IOCTL_TOLLGATE_GET_PENDED, &mut buffer, 0, MIN_GET_PENDED_OUTPUT),
+        Ok(Completion::Park)
+    );
+    assert!(!device.has_work());
+    identify(&fixture, 1, "a.example");
+    assert!(device.has_work(), "the shell's DPC and timer fill parked reads while this holds");
+    let Ok(Completion::Bytes(written)) =
+        device.device_control(SERVICE, IOCTL_TOLLGATE_GET_PENDED, &mut buffer, 0, MIN_GET_PENDED_OUTPUT)
+    else {
+        panic!("the read must complete");
+    };
+    assert!(decode_pended_batch(&buffer[..written]).unwrap().is_empty());
+    call(&device, SERVICE, IOCTL_TOLLGATE_GET_STREAM_EVENTS, &[], MIN_GET_STREAM_EVENTS_OUTPUT).unwrap();
+    assert!(!device.has_work());
+}
