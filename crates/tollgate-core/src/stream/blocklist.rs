@@ -333,6 +333,13 @@ mod tests {
     }
 
     proptest::proptest! {
+        // No failure file (Miri isolates the file system), and few cases under Miri (it is slow).
+        #![proptest_config(proptest::test_runner::Config {
+            failure_persistence: None,
+            cases: if cfg!(miri) { 8 } else { 256 },
+            ..proptest::test_runner::Config::default()
+        })]
+
         /// The set's answer is the linear scan's answer: `HostName::matches` over every pattern.
         #[test]
         fn set_lookup_equals_linear_scan(
