@@ -1,0 +1,193 @@
+//! Item 3: the bytes of (nonpaged) pool an entry costs, measured from the real allocations.
+//!
+//! The core allocates everything at start (`Core::new`), sized by its configuration, plus one
+//! allocation per pend: the copy of the app path. So:
+//! - **per pend-table entry**: the bytes `Core::new` allocates per unit of `capacity` (the slot,
+//!   its share of the endpoint index, the teardown-wait bookkeeping sized by the table), with the
+//!   verdict cache set to zero;
+//! - **per cached verdict**: the bytes per unit of `cache_capacity`, with the table set to zero;
+//! - **per pend**: the bytes one classify allocates (the app-path copy: 2 bytes per UTF-16 unit).
+//!
+//! The table is sized by the platform's associated types, so it is measured with the kernel
+//! platform's ([`KernelShapedPlatform`]). Hash tables round their bucket counts to powers of two,
+//! so the bytes per entry depend on the capacity: each figure is measured at several capacities.
+//!
+//! Measuring needs [`CountingAllocator`] installed as the global allocator of the binary (the
+//! memory test and the benchmark do it); without it every figure is zero.
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::cell::Cell;
+use core::sync::atomic::{AtomicU64, Ordering};
+use std::alloc::System;
+
+use tollgate_core::host::AtomicRundown;
+use tollgate_core::{ClassifyDecision, Core, CoreConfig, RuntimeConfig, Ticks, Verdict};
+
+use crate::baseline::{LinkedEntries, ListEntry};
+use crate::platform::KernelShapedPlatform;
+use crate::workload::{app_path, key, request};
+
+/// Counts the bytes allocated on a thread while [`measure`] runs there; forwards everything to
+/// the system allocator.
+#[derive(Debug)]
+pub struct CountingAllocator;
+
+static BYTES: AtomicU64 = AtomicU64::new(0);
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn count(size: usize) {
+    if COUNTING.with(Cell::get) {
+        BYTES.fetch_add(size as u64, Ordering::Relaxed);
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; counting touches no memory
+// the caller sees.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count(layout.size());
+        // SAFETY: the caller's contract for `alloc` is passed through unchanged.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count(layout.size());
+        // SAFETY: the caller's contract for `alloc_zeroed` is passed through unchanged.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count(new_size.saturating_sub(layout.size()));
+        // SAFETY: the caller's contract for `realloc` is passed through unchanged.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System` with `layout` (every allocation goes through it).
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+/// Bytes and allocations one measurement saw.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Allocated {
+    /// Bytes requested (allocator overhead not included).
+    pub bytes: u64,
+    /// Allocation calls.
+    pub allocations: u64,
+}
+
+/// Runs `f` and counts what it allocated on this thread. Not reentrant; serialize callers.
+pub fn measure<R>(f: impl FnOnce() -> R) -> (R, Allocated) {
+    BYTES.store(0, Ordering::SeqCst);
+    ALLOCATIONS.store(0, Ordering::SeqCst);
+    COUNTING.with(|counting| counting.set(true));
+    let result = f();
+    COUNTING.with(|counting| counting.set(false));
+    let allocated = Allocated { bytes: BYTES.load(Ordering::SeqCst), allocations: ALLOCATIONS.load(Ordering::SeqCst) };
+    (result, allocated)
+}
+
+fn config(capacity: u32, cache_capacity: u32) -> CoreConfig {
+    CoreConfig {
+        capacity,
+        cache_capacity,
+        cache_ttl: Ticks::SECOND,
+        teardown_spin_limit: 1,
+        runtime: RuntimeConfig { default_verdict: Verdict::Block, pend_timeout: Ticks::SECOND, max_pended: capacity },
+    }
+}
+
+/// Bytes `Core::new` allocates for this configuration, on the kernel platform's types.
+///
+/// # Panics
+/// If the core cannot be created.
+#[must_use]
+#[allow(clippy::expect_used, reason = "measurement harness")]
+pub fn core_bytes(capacity: u32, cache_capacity: u32) -> u64 {
+    let (core, allocated) = measure(|| {
+        Core::new(KernelShapedPlatform, AtomicRundown::default(), config(capacity, cache_capacity)).expect("core")
+    });
+    drop(core);
+    allocated.bytes
+}
+
+/// Bytes per entry at one capacity, in hundredths of a byte (exact to the division).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PerEntry {
+    /// The capacity measured.
+    pub capacity: u32,
+    /// Bytes allocated for it, minus the fixed part (what a zero capacity allocates).
+    pub bytes: u64,
+}
+
+impl PerEntry {
+    /// Bytes per entry, rounded up.
+    #[must_use]
+    pub fn per_entry(&self) -> u64 {
+        self.bytes.div_ceil(u64::from(self.capacity.max(1)))
+    }
+}
+
+/// The capacities measured: the default table (4,096) and cache (16,384), powers of two, and the
+/// capacities just above the points where a power-of-two bucket count doubles (the worst case for
+/// a hash table reserved to twice its entries).
+pub const CAPACITIES: [u32; 10] = [1_000, 1_025, 2_341, 4_096, 4_682, 16_384, 18_725, 65_536, 100_000, 1_000_000];
+
+/// Bytes per pend-table entry at each of [`CAPACITIES`].
+#[must_use]
+pub fn pend_table_entries() -> Vec<PerEntry> {
+    let fixed = core_bytes(0, 0);
+    CAPACITIES
+        .iter()
+        .map(|&capacity| PerEntry { capacity, bytes: core_bytes(capacity, 0).saturating_sub(fixed) })
+        .collect()
+}
+
+/// Bytes per cached verdict at each of [`CAPACITIES`].
+#[must_use]
+pub fn cache_entries() -> Vec<PerEntry> {
+    let fixed = core_bytes(0, 0);
+    CAPACITIES
+        .iter()
+        .map(|&capacity| PerEntry { capacity, bytes: core_bytes(0, capacity).saturating_sub(fixed) })
+        .collect()
+}
+
+/// Bytes and allocations one pend allocates (the app-path copy), with [`crate::workload::APP_PATH`].
+///
+/// # Panics
+/// If the classify does not pend.
+#[must_use]
+#[allow(clippy::expect_used, clippy::panic, reason = "measurement harness")]
+pub fn per_pend() -> (usize, Allocated) {
+    let core = Core::new(KernelShapedPlatform, AtomicRundown::default(), config(16, 16)).expect("core");
+    core.attach_service().expect("service");
+    let path = app_path();
+    let (decision, allocated) = measure(|| core.classify(request(1, false, Some(0x1000), &path)));
+    assert!(matches!(decision, ClassifyDecision::Pended(_)), "pended");
+    let _ = core.begin_unload();
+    (path.len(), allocated)
+}
+
+/// Bytes one pended connection costs the list baseline: its node (the list's vector grows in
+/// steps, so this is the vector's bytes per node at a large size) plus its app-path copy.
+#[must_use]
+pub fn baseline_per_pend() -> (u64, u64) {
+    const NODES: u64 = 1 << 16;
+    let path = app_path();
+    let (list, allocated) = measure(|| {
+        let mut list = LinkedEntries::with_capacity(NODES as usize);
+        for n in 0..NODES {
+            list.push_back(ListEntry { key: key(n), id: n, decision: None, app_path: Vec::new() });
+        }
+        list
+    });
+    drop(list);
+    (allocated.bytes / NODES, 2 * path.len() as u64)
+}
