@@ -2,6 +2,7 @@
 //! simulation that runs the driver logic against the WFP model.
 
 pub mod device;
+pub mod machine;
 pub mod rules_cmd;
 pub mod serve;
 pub mod service;

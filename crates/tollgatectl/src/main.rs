@@ -123,6 +123,7 @@ fn run_simulate(args: &SimulateArgs) -> ExitCode {
         early_teardown_percent: args.teardown_percent,
         service_crashes: args.service_crashes,
         progress: !args.quiet,
+        ..SimConfig::default()
     };
     let mut stderr = std::io::stderr();
     match simulate::run(&config, &mut stderr) {

@@ -15,8 +15,6 @@
 mod report;
 pub mod workload;
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,14 +25,14 @@ use tollgate_core::{CoreConfig, Ticks, Verdict};
 use tollgate_rules::RuleSet;
 use tollgate_wfp_model::drivers::naive::NaiveDriver;
 use tollgate_wfp_model::drivers::tollgate::TollgateDriver;
-use tollgate_wfp_model::{CloseKind, ConnId, Engine, EngineConfig, Phase, Protocol, StreamShape, connection_values};
+use tollgate_wfp_model::{Engine, EngineConfig};
 
 pub use report::{LatencySummary, SimReport};
 
 use crate::device::ControlDevice;
 use crate::device::model::{NaiveModelDevice, TollgateModelDevice};
+use crate::machine::{Scheduler, Traffic, TrafficEvent};
 use crate::service::{ServiceError, VerdictService};
-use workload::{APPS, ConnectionPlan, Process};
 
 /// How long the machine runs on after the workload stops opening connections, in milliseconds
 /// (longer than the pend timeout, so every pend is answered or timed out before the service stops).
@@ -60,6 +58,8 @@ pub struct SimConfig {
     pub early_teardown_percent: u32,
     /// Service crashes over the run (each followed by a restart).
     pub service_crashes: u32,
+    /// Per mille of batches the service answers later than the pend timeout (default 10: 1%).
+    pub late_answer_permille: u32,
     /// Print progress lines to stderr.
     pub progress: bool,
 }
@@ -74,6 +74,7 @@ impl Default for SimConfig {
             naive: None,
             early_teardown_percent: 15,
             service_crashes: 3,
+            late_answer_permille: 10,
             progress: true,
         }
     }
@@ -113,8 +114,7 @@ impl std::error::Error for SimError {}
 #[derive(Debug)]
 enum Event {
     Open,
-    Close(ConnId, CloseKind),
-    Data { conn: ConnId, port: u16, index: u32 },
+    Traffic(TrafficEvent),
     ServicePoll,
     ServiceAnswer { incarnation: u32, verdicts: Vec<(u64, Verdict, u64)> },
     ServiceCrash,
@@ -152,26 +152,6 @@ impl Driver {
     }
 }
 
-struct Scheduler {
-    queue: BinaryHeap<Reverse<(u64, u64)>>,
-    events: HashMap<u64, Event>,
-    sequence: u64,
-}
-
-impl Scheduler {
-    fn at(&mut self, time: Ticks, event: Event) {
-        self.sequence = self.sequence.wrapping_add(1);
-        self.queue.push(Reverse((time.0, self.sequence)));
-        self.events.insert(self.sequence, event);
-    }
-
-    fn next(&mut self) -> Option<(Ticks, Event)> {
-        let Reverse((time, sequence)) = self.queue.pop()?;
-        let event = self.events.remove(&sequence)?;
-        Some((Ticks(time), event))
-    }
-}
-
 struct Sim<'a> {
     config: &'a SimConfig,
     rng: ChaCha8Rng,
@@ -180,11 +160,8 @@ struct Sim<'a> {
     service: VerdictService,
     service_up: bool,
     incarnation: u32,
-    scheduler: Scheduler,
-    processes: Vec<Process>,
-    by_process: HashMap<usize, Vec<ConnId>>,
-    plans: HashMap<ConnId, ConnectionPlan>,
-    opened: u64,
+    scheduler: Scheduler<Event>,
+    traffic: Traffic,
     workload_over: bool,
     /// Set when the last connection is opened: the run stops `DRAIN_MS` later.
     stop_at: Option<Ticks>,
@@ -208,23 +185,21 @@ pub fn run(config: &SimConfig, progress: &mut dyn Write) -> Result<SimReport, Si
             TollgateDriver::load(&engine, CoreConfig::default()).map_err(|e| SimError::Load(format!("{e:?}")))?;
         Driver::Tollgate { device: TollgateModelDevice::new(driver.clone()), driver }
     };
-    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-    let processes = (0..config.processes.max(1))
-        .map(|i| Process { app: workload::pick_app(&mut rng), pid: 1_000 + 4 * i as u64 })
-        .collect();
     let mut sim = Sim {
         config,
-        rng,
+        rng: ChaCha8Rng::seed_from_u64(config.seed),
+        traffic: Traffic::new(
+            engine.clone(),
+            config.seed.rotate_left(17),
+            config.processes,
+            config.early_teardown_percent,
+        ),
         engine,
         driver,
         service: VerdictService::new(rules),
         service_up: false,
         incarnation: 0,
-        scheduler: Scheduler { queue: BinaryHeap::new(), events: HashMap::new(), sequence: 0 },
-        processes,
-        by_process: HashMap::new(),
-        plans: HashMap::new(),
-        opened: 0,
+        scheduler: Scheduler::default(),
         workload_over: false,
         stop_at: None,
         report: SimReport::new(config),
@@ -263,7 +238,7 @@ impl Sim<'_> {
         // A few processes are killed outright during the run.
         for _ in 0..(self.config.processes / 8).max(1) {
             let at = self.rng.random_range(0..duration);
-            let process = self.rng.random_range(0..self.processes.len());
+            let process = self.rng.random_range(0..self.traffic.process_count());
             self.scheduler.at(Ticks::from_millis(at), Event::ProcessKill(process));
         }
     }
@@ -281,7 +256,7 @@ impl Sim<'_> {
     fn run_events(&mut self, progress: &mut dyn Write) {
         // After the last connection is opened the machine runs on for a while (answers, timeouts,
         // closes), then the service stops and the driver unloads with connections still open.
-        while let Some((time, event)) = self.scheduler.next() {
+        while let Some((time, event)) = self.scheduler.pop() {
             if let Some(stop_at) = self.stop_at
                 && time > stop_at
             {
@@ -305,7 +280,8 @@ impl Sim<'_> {
 
     fn progress(&mut self, out: &mut dyn Write) {
         let total = self.config.connections.max(1);
-        let percent = self.opened.saturating_mul(10) / total;
+        let opened = self.traffic.counts().opened;
+        let percent = opened.saturating_mul(10) / total;
         if percent >= self.next_progress {
             self.next_progress = percent.saturating_add(1);
             let _ = writeln!(
@@ -313,7 +289,7 @@ impl Sim<'_> {
                 "[{:>3}%] model t={:>6}s  opened {:>7}  live {:>6}  pended now {:>5}  verdicts {:>7}  timeouts {:>5}",
                 percent * 10,
                 report::millis_as_seconds(self.now().as_millis()),
-                self.opened,
+                opened,
                 self.engine.live_connections(),
                 self.driver.live_entries(),
                 self.report.verdicts_accepted,
@@ -332,12 +308,10 @@ impl Sim<'_> {
     fn handle(&mut self, event: Event) {
         match event {
             Event::Open => self.open(),
-            Event::Close(conn, kind) => {
-                if self.engine.close(conn, kind) {
-                    self.report.closes = self.report.closes.saturating_add(1);
-                }
+            Event::Traffic(event) => {
+                let scheduler = &mut self.scheduler;
+                self.traffic.handle(event, &mut |at, event| scheduler.at(at, Event::Traffic(event)));
             }
-            Event::Data { conn, port, index } => self.data(conn, port, index),
             Event::ServicePoll => self.service_poll(),
             Event::ServiceAnswer { incarnation, verdicts } => self.service_answer(incarnation, &verdicts),
             Event::ServiceCrash => {
@@ -352,14 +326,7 @@ impl Sim<'_> {
             }
             Event::ServiceRestart => self.connect_service(),
             Event::Timer => self.scheduler.at(self.after_ms(50), Event::Timer),
-            Event::ProcessKill(process) => {
-                let conns = self.by_process.remove(&process).unwrap_or_default();
-                for conn in conns {
-                    if self.engine.close(conn, CloseKind::ProcessKill) {
-                        self.report.process_kill_teardowns = self.report.process_kill_teardowns.saturating_add(1);
-                    }
-                }
-            }
+            Event::ProcessKill(process) => self.traffic.kill_process(process),
         }
     }
 
@@ -367,31 +334,9 @@ impl Sim<'_> {
         if self.workload_over {
             return;
         }
-        let process_index = self.rng.random_range(0..self.processes.len());
-        let Some(process) = self.processes.get(process_index).copied() else {
-            return;
-        };
-        let plan = workload::plan(&mut self.rng, process_index, &process, self.config.early_teardown_percent);
-        let app = APPS.get(process.app).map_or("?", |a| a.path);
-        let values = connection_values(plan.protocol, plan.local, plan.remote, app, process.pid);
-        let conn = self.engine.open(values);
-        self.opened = self.opened.saturating_add(1);
-        match plan.protocol {
-            Protocol::Tcp => self.report.tcp = self.report.tcp.saturating_add(1),
-            Protocol::Udp => self.report.udp = self.report.udp.saturating_add(1),
-        }
-        self.by_process.entry(process_index).or_default().push(conn);
-        if let Some(ms) = plan.early_teardown_ms {
-            let kind = if self.rng.random_bool(0.5) { CloseKind::Reset } else { CloseKind::ProcessKill };
-            self.scheduler.at(self.after_ms(ms), Event::Close(conn, kind));
-        }
-        // The app closes it after its lifetime (counted from now: a pended connect waits too).
-        self.scheduler.at(self.after_ms(plan.lifetime_ms), Event::Close(conn, CloseKind::Graceful));
-        if plan.segments > 0 {
-            self.scheduler.at(self.after_ms(2), Event::Data { conn, port: plan.remote.port(), index: 0 });
-        }
-        self.plans.insert(conn, plan);
-        if self.opened >= self.config.connections {
+        let scheduler = &mut self.scheduler;
+        self.traffic.open(&mut |at, event| scheduler.at(at, Event::Traffic(event)));
+        if self.traffic.counts().opened >= self.config.connections {
             self.workload_over = true;
             self.stop_at = Some(self.after_ms(DRAIN_MS));
             return;
@@ -400,52 +345,6 @@ impl Sim<'_> {
         let mean_us = self.config.duration_ms.saturating_mul(1_000) / self.config.connections.max(1);
         let gap = self.rng.random_range(0..mean_us.saturating_mul(2).max(1));
         self.scheduler.at(self.after_us(gap), Event::Open);
-    }
-
-    fn data(&mut self, conn: ConnId, port: u16, index: u32) {
-        let Some(plan) = self.plans.get(&conn).copied() else {
-            return;
-        };
-        match self.engine.phase(conn) {
-            Some(Phase::Established) => {}
-            Some(Phase::BindPended | Phase::ConnectPended) => {
-                // Not connected yet: the app waits.
-                self.scheduler.at(self.after_ms(20), Event::Data { conn, port, index });
-                return;
-            }
-            _ => {
-                self.plans.remove(&conn);
-                return;
-            }
-        }
-        let outbound = index.is_multiple_of(2);
-        if index == 0 {
-            self.first_bytes(conn, &plan);
-        } else {
-            let length = self.rng.random_range(0..3_000_usize);
-            let payload: Vec<u8> = (0..length).map(|_| self.rng.random::<u8>()).collect();
-            let roll = self.rng.random_range(0..100);
-            let (chain, shape) = match roll {
-                0..=2 => (vec![payload], StreamShape::NullLayerData),
-                3..=5 => (vec![payload], StreamShape::NullStreamData),
-                6..=15 => {
-                    // A chain of NBLs, some empty.
-                    let split = payload.len() / 2;
-                    let (a, b) = payload.split_at(split);
-                    (vec![Vec::new(), a.to_vec(), Vec::new(), b.to_vec()], StreamShape::Normal)
-                }
-                16..=20 => (vec![Vec::new()], StreamShape::Normal),
-                _ => (vec![payload], StreamShape::Normal),
-            };
-            self.engine.send(conn, outbound, chain, shape);
-        }
-        self.report.stream_indications = self.report.stream_indications.saturating_add(1);
-        if index.saturating_add(1) < plan.segments {
-            let gap = self.rng.random_range(1..200);
-            self.scheduler.at(self.after_ms(gap), Event::Data { conn, port, index: index.saturating_add(1) });
-        } else {
-            self.plans.remove(&conn);
-        }
     }
 
     fn service_poll(&mut self) {
@@ -471,35 +370,16 @@ impl Sim<'_> {
         self.scheduler.at(self.after_us(500), Event::ServicePoll);
     }
 
-    /// The client's first bytes (a ClientHello, a request head, a banner), cut at the MSS the way
-    /// TCP sends them: in one indication whose NET_BUFFER_LIST chain holds the segments, or in one
-    /// indication per segment; now and then after an empty or NULL indication.
-    fn first_bytes(&mut self, conn: ConnId, plan: &ConnectionPlan) {
-        const MSS: usize = 1_460;
-        let app = self.processes.get(plan.process).and_then(|p| APPS.get(p.app)).copied().unwrap_or(APPS[0]);
-        let payload = workload::first_payload(&mut self.rng, &app, plan.remote.port());
-        match self.rng.random_range(0..100) {
-            0..=3 => self.engine.send(conn, true, vec![b"lost".to_vec()], StreamShape::NullLayerData),
-            4..=7 => self.engine.send(conn, true, vec![b"lost".to_vec()], StreamShape::NullStreamData),
-            8..=11 => self.engine.send(conn, true, vec![Vec::new()], StreamShape::Normal),
-            _ => {}
-        }
-        let segments: Vec<Vec<u8>> = payload.chunks(MSS).map(<[u8]>::to_vec).collect();
-        if segments.len() > 1 && self.rng.random_bool(0.5) {
-            for segment in segments {
-                self.engine.send(conn, true, vec![segment], StreamShape::Normal);
-            }
-        } else {
-            self.engine.send(conn, true, segments, StreamShape::Normal);
-        }
-    }
-
     /// Usually fast, sometimes slow, now and then past the pend timeout.
     fn service_latency_us(&mut self) -> u64 {
-        match self.rng.random_range(0..1_000) {
-            0..=799 => self.rng.random_range(50..3_000),
-            800..=989 => self.rng.random_range(10_000..500_000),
-            _ => self.rng.random_range(5_500_000..9_000_000),
+        let late = self.config.late_answer_permille.min(1_000);
+        let roll = self.rng.random_range(0..1_000);
+        if roll < late {
+            self.rng.random_range(5_500_000..9_000_000)
+        } else if roll < late + (1_000 - late) / 5 {
+            self.rng.random_range(10_000..500_000)
+        } else {
+            self.rng.random_range(50..3_000)
         }
     }
 
@@ -545,15 +425,18 @@ impl Sim<'_> {
             }
             self.engine.pump();
             self.engine.driver_unloaded();
-            let remaining: Vec<ConnId> = self.by_process.values().flatten().copied().collect();
-            for conn in remaining {
-                self.engine.close(conn, CloseKind::Graceful);
-            }
+            self.traffic.close_all();
             self.engine.pump();
         }
         self.report.model_millis = self.now().as_millis();
         self.report.wall = self.started.elapsed();
-        self.report.opened = self.opened;
+        let counts = self.traffic.counts();
+        self.report.opened = counts.opened;
+        self.report.tcp = counts.tcp;
+        self.report.udp = counts.udp;
+        self.report.closes = counts.closes;
+        self.report.process_kill_teardowns = counts.process_kill_teardowns;
+        self.report.stream_indications = counts.stream_indications;
         self.report.engine = self.engine.report();
         if let Driver::Tollgate { driver, .. } = &self.driver {
             self.report.core = Some(driver.core().stats());
