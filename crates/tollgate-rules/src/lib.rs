@@ -11,6 +11,11 @@
 //! default = "block"        # allow | block: the verdict when no rule matches (default: block)
 //! ask_fallback = "block"   # allow | block: what `ask` becomes when nobody answers (default: block)
 //!
+//! [driver]                 # optional: the driver settings the service keeps in sync
+//! default_verdict = "block"   # allow | block: when the driver cannot ask (timeout, no service, cap)
+//! pend_timeout = "5s"         # how long a connection may wait for a verdict (10ms .. 10m)
+//! max_pended = 1024           # how many may wait at once (at most the driver's table capacity)
+//!
 //! [[rule]]
 //! name = "browsers"                 # required, unique, non-empty: shown in logs and prompts
 //! action = "allow"                  # required: allow | block | ask
@@ -103,6 +108,7 @@ mod rule;
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use globset::Candidate;
 
@@ -189,6 +195,24 @@ pub struct Decision {
     pub rule: Option<usize>,
 }
 
+/// The shortest `pend_timeout` the driver accepts (the protocol's `MIN_PEND_TIMEOUT`).
+pub const MIN_PEND_TIMEOUT: Duration = Duration::from_millis(10);
+/// The longest `pend_timeout` the driver accepts (the protocol's `MAX_PEND_TIMEOUT`).
+pub const MAX_PEND_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The `[driver]` table: the driver settings the service keeps in sync (each `None` leaves the
+/// driver's own default: block, 5 s, its table's capacity).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct DriverSettings {
+    /// What the driver does with a connection it cannot ask about (timeout, no service, the cap
+    /// reached, a reauthorization it has no verdict for).
+    pub default_verdict: Option<Verdict>,
+    /// How long a connection may wait for a verdict.
+    pub pend_timeout: Option<Duration>,
+    /// How many connections may wait at once.
+    pub max_pended: Option<u32>,
+}
+
 /// A compiled, immutable policy. Cheap to share (`Arc<RuleSet>`) and safe to use from any number
 /// of threads; a reload builds a new one.
 #[derive(Clone, Debug)]
@@ -196,6 +220,7 @@ pub struct RuleSet {
     rules: Vec<Rule>,
     default: Verdict,
     ask_fallback: Verdict,
+    driver: DriverSettings,
 }
 
 /// Application paths up to this many bytes (after case folding) are normalized on the stack, so
@@ -214,7 +239,12 @@ impl RuleSet {
         let raw: raw::RawFile =
             toml::from_str(text).map_err(|e| RulesError::at(origin, text, e.span(), e.message()))?;
         let compiled = rule::compile(raw, text, origin)?;
-        Ok(RuleSet { rules: compiled.rules, default: compiled.default, ask_fallback: compiled.ask_fallback })
+        Ok(RuleSet {
+            rules: compiled.rules,
+            default: compiled.default,
+            ask_fallback: compiled.ask_fallback,
+            driver: compiled.driver,
+        })
     }
 
     /// Reads and parses the rules file at `path`; the path (as displayed) is the error origin.
@@ -235,6 +265,7 @@ impl RuleSet {
             rules: Vec::new(),
             default: Verdict::Block,
             ask_fallback: Verdict::Block,
+            driver: DriverSettings::default(),
         })
     }
 
@@ -290,6 +321,11 @@ impl RuleSet {
             }
         }
         Decision { action: self.default.into(), rule: None }
+    }
+
+    /// The `[driver]` settings.
+    pub fn driver(&self) -> DriverSettings {
+        self.driver
     }
 
     /// `decide` resolved to a final verdict with [`RuleSet::ask_fallback`], for callers that cannot ask.

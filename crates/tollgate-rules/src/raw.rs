@@ -18,8 +18,18 @@ use crate::{Action, Direction, Verdict};
 pub(crate) struct RawFile {
     pub(crate) default: Option<Verdict>,
     pub(crate) ask_fallback: Option<Verdict>,
+    pub(crate) driver: Option<RawDriver>,
     #[serde(default)]
     pub(crate) rule: Vec<Spanned<RawRule>>,
+}
+
+/// The `[driver]` table: settings the service keeps the driver in sync with.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDriver {
+    pub(crate) default_verdict: Option<Verdict>,
+    pub(crate) pend_timeout: Option<Spanned<String>>,
+    pub(crate) max_pended: Option<Spanned<i64>>,
 }
 
 /// One `[[rule]]` table.

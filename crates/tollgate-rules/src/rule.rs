@@ -10,8 +10,8 @@ use toml::Spanned;
 
 use crate::domain::DomainPattern;
 use crate::error::RulesError;
-use crate::raw::{Item, List, RawFile, RawRule, Scalar};
-use crate::{Action, ConnectionQuery, Direction, Verdict};
+use crate::raw::{Item, List, RawDriver, RawFile, RawRule, Scalar};
+use crate::{Action, ConnectionQuery, Direction, DriverSettings, MAX_PEND_TIMEOUT, MIN_PEND_TIMEOUT, Verdict};
 
 /// One compiled rule. Every `Option` is a condition; `None` means "any value". Lists are never
 /// empty (the parser refuses empty lists), so a present condition can always match something.
@@ -112,6 +112,7 @@ fn nets_match(nets: Option<&[IpNet]>, ip: IpAddr) -> bool {
 pub(crate) struct Compiled {
     pub(crate) default: Verdict,
     pub(crate) ask_fallback: Verdict,
+    pub(crate) driver: DriverSettings,
     pub(crate) rules: Vec<Rule>,
 }
 
@@ -127,12 +128,14 @@ pub(crate) fn compile(raw: RawFile, source: &str, origin: &str) -> Result<Compil
         let rule = cx.rule(raw_rule.into_inner(), line, &mut names);
         rules.extend(rule);
     }
+    let driver = raw.driver.map(|driver| cx.driver(driver)).unwrap_or_default();
     match cx.first {
         Some((_, error)) => Err(error),
         None => Ok(Compiled {
             // Fail closed: a file that says nothing about the default blocks what it does not allow.
             default: raw.default.unwrap_or(Verdict::Block),
             ask_fallback: raw.ask_fallback.unwrap_or(Verdict::Block),
+            driver,
             rules,
         }),
     }
@@ -146,6 +149,35 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
+    /// Checks the `[driver]` table; invalid values are recorded and left unset.
+    fn driver(&mut self, raw: RawDriver) -> DriverSettings {
+        let pend_timeout = raw.pend_timeout.and_then(|text| {
+            let span = text.span();
+            match humantime::parse_duration(text.get_ref()) {
+                Ok(timeout) if (MIN_PEND_TIMEOUT..=MAX_PEND_TIMEOUT).contains(&timeout) => Some(timeout),
+                Ok(_) => {
+                    self.error(span, "`pend_timeout` must be between 10ms and 10m".to_owned());
+                    None
+                }
+                Err(error) => {
+                    self.error(span, format!("`pend_timeout`: {error} (write a duration such as \"5s\" or \"750ms\")"));
+                    None
+                }
+            }
+        });
+        let max_pended = raw.max_pended.and_then(|value| {
+            let span = value.span();
+            match u32::try_from(*value.get_ref()) {
+                Ok(max) if max >= 1 => Some(max),
+                _ => {
+                    self.error(span, "`max_pended` must be a positive integer".to_owned());
+                    None
+                }
+            }
+        });
+        DriverSettings { default_verdict: raw.default_verdict, pend_timeout, max_pended }
+    }
+
     fn error(&mut self, span: Range<usize>, message: String) {
         if self.first.as_ref().is_none_or(|(start, _)| span.start < *start) {
             let start = span.start;

@@ -211,3 +211,22 @@ fn load_reports_the_path() {
     assert_eq!(RuleSet::load(&path).unwrap().default_action(), tollgate_rules::Verdict::Allow);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_driver_table_is_checked_value_by_value() {
+    let ok =
+        RuleSet::parse("[driver]\ndefault_verdict = \"allow\"\npend_timeout = \"750ms\"\nmax_pended = 64\n", "r.toml")
+            .unwrap();
+    let driver = ok.driver();
+    assert_eq!(driver.default_verdict, Some(tollgate_rules::Verdict::Allow));
+    assert_eq!(driver.pend_timeout, Some(std::time::Duration::from_millis(750)));
+    assert_eq!(driver.max_pended, Some(64));
+    assert_eq!(RuleSet::parse("", "r.toml").unwrap().driver(), tollgate_rules::DriverSettings::default());
+    assert_error("[driver]\npend_timeout = \"5 parsecs\"\n", 2, 16, "`pend_timeout`");
+    assert_error("[driver]\npend_timeout = \"1ms\"\n", 2, 16, "between 10ms and 10m");
+    assert_error("[driver]\npend_timeout = \"11m\"\n", 2, 16, "between 10ms and 10m");
+    assert_error("[driver]\nmax_pended = 0\n", 2, 14, "positive integer");
+    assert_error("[driver]\nmax_pended = -5\n", 2, 14, "positive integer");
+    assert_error("[driver]\ndefault_verdict = \"ask\"\n", 2, 19, "unknown variant");
+    assert_error("[driver]\ntimeout = \"5s\"\n", 2, 1, "unknown field `timeout`");
+}
