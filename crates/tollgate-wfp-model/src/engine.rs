@@ -24,6 +24,7 @@ use crate::callout::{
     CompletionHandle, ConnectionValues, FilterAction, Layer, Metadata, Protocol, StreamAction, StreamDataRef,
     StreamPacket,
 };
+use crate::faults::{FaultPlan, Faults, FwpsCall, InjectedFault};
 use crate::irql::{self, Irql};
 
 /// A connection the workload opened (the model's name for it; drivers never see it).
@@ -249,6 +250,12 @@ struct State {
     counters: EngineCounters,
     bugcheck: Option<BugCheck>,
     hazards: Vec<Hazard>,
+    faults: Faults,
+    /// Connections torn down "on another processor" while their pend's completion returns.
+    close_during_completion: HashMap<ConnId, CloseKind>,
+    /// Connections torn down right after the driver's Nth filter deletion.
+    close_after_filter_deletes: Vec<(u64, ConnId, CloseKind)>,
+    filter_deletes: u64,
 }
 
 impl State {
@@ -344,6 +351,10 @@ impl Engine {
                 counters: EngineCounters::default(),
                 bugcheck: None,
                 hazards: Vec::new(),
+                faults: Faults::default(),
+                close_during_completion: HashMap::new(),
+                close_after_filter_deletes: Vec::new(),
+                filter_deletes: 0,
             }),
         })
     }
@@ -380,6 +391,58 @@ impl Engine {
         self.lock().counters
     }
 
+    // ------------------------------------------------------------------ faults (see `faults`)
+
+    /// Which fallible `Fwps*` calls fail from now on (calls are counted from the engine's
+    /// creation; set the plan before loading the driver to count its registration too). Setting
+    /// a plan also starts the log that [`Engine::fallible_calls`] returns.
+    pub fn set_fault_plan(&self, plan: FaultPlan) {
+        let mut state = self.lock();
+        state.faults.plan = plan;
+        if state.faults.log.is_none() {
+            state.faults.log = Some(Vec::new());
+        }
+    }
+
+    /// Every fallible call since the first [`Engine::set_fault_plan`], in order.
+    pub fn fallible_calls(&self) -> Vec<FwpsCall> {
+        self.lock().faults.log.clone().unwrap_or_default()
+    }
+
+    /// How many fallible calls were made since the engine was created.
+    pub fn fallible_call_count(&self) -> u64 {
+        self.lock().faults.total
+    }
+
+    /// The failures injected so far.
+    pub fn injected_faults(&self) -> Vec<InjectedFault> {
+        self.lock().faults.injected.clone()
+    }
+
+    /// The second processor: when the driver calls `FwpsCompleteOperation0` for a pend of
+    /// `conn`, the connection is torn down (`kind`) after WFP took the completion and before the
+    /// call returns to the driver, i.e. while the driver's completion is still in flight.
+    pub fn race_close_during_completion(&self, conn: ConnId, kind: CloseKind) {
+        self.lock().close_during_completion.insert(conn, kind);
+    }
+
+    /// The second processor: `conn` is torn down (`kind`) right after the driver's `n`th
+    /// `FwpmFilterDeleteById0` (1-based, counted from the engine's creation): in the middle of an
+    /// unload.
+    pub fn race_close_after_filter_deletes(&self, n: u64, conn: ConnId, kind: CloseKind) {
+        self.lock().close_after_filter_deletes.push((n, conn, kind));
+    }
+
+    /// Callouts registered now.
+    pub fn registered_callouts(&self) -> usize {
+        self.lock().registrations.values().filter(|r| r.registered).count()
+    }
+
+    /// Filters present now.
+    pub fn filter_count(&self) -> usize {
+        self.lock().filters.len()
+    }
+
     /// A wait (`KeWaitForSingleObject`, `ExWaitForRundownProtectionRelease`,
     /// `KeDelayExecutionThread`) on the calling processor: legal only at IRQL ≤ APC_LEVEL. Waiting at
     /// DISPATCH_LEVEL stops the machine.
@@ -401,7 +464,8 @@ impl Engine {
     /// `layer`. PASSIVE_LEVEL.
     ///
     /// # Errors
-    /// Never in the model (kept fallible because the real call is).
+    /// Only an injected failure ([`Engine::set_fault_plan`]): `STATUS_INSUFFICIENT_RESOURCES`,
+    /// nothing registered.
     pub fn register_callout(
         &self,
         layer: Layer,
@@ -409,6 +473,9 @@ impl Engine {
         has_flow_delete: bool,
     ) -> Result<u32, NTSTATUS> {
         let mut state = self.lock();
+        if let Some(status) = state.faults.on_call(FwpsCall::CalloutRegister) {
+            return Err(status);
+        }
         state.next_callout_id = state.next_callout_id.wrapping_add(1);
         let id = state.next_callout_id;
         state.registrations.insert(id, Registration { layer, driver, has_flow_delete, registered: true });
@@ -447,7 +514,24 @@ impl Engine {
 
     /// `FwpmFilterDeleteById0`. PASSIVE_LEVEL.
     pub fn delete_filter(&self, filter_id: u64) -> NTSTATUS {
-        if self.lock().filters.remove(&filter_id).is_some() { STATUS_SUCCESS } else { STATUS_FWP_FILTER_NOT_FOUND }
+        let (status, races) = {
+            let mut state = self.lock();
+            if state.filters.remove(&filter_id).is_none() {
+                return STATUS_FWP_FILTER_NOT_FOUND;
+            }
+            state.filter_deletes = state.filter_deletes.saturating_add(1);
+            let n = state.filter_deletes;
+            let (due, rest): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut state.close_after_filter_deletes).into_iter().partition(|(at, _, _)| *at == n);
+            state.close_after_filter_deletes = rest;
+            (STATUS_SUCCESS, due)
+        };
+        // Another processor tears these connections down now, while the driver's unload goes on.
+        for (_, conn, kind) in races {
+            self.close(conn, kind);
+            self.pump();
+        }
+        status
     }
 
     /// The driver image is unloaded (after its DriverUnload returned). Pended operations that were
@@ -632,6 +716,9 @@ impl Engine {
             Some(f) => (f.conn, f.layer, f.is_reauthorize),
             None => return Err(STATUS_FWP_NULL_POINTER),
         };
+        if let Some(status) = state.faults.on_call(FwpsCall::PendOperation) {
+            return Err(status);
+        }
         if reauth || !layer.can_pend_operation() {
             return Err(STATUS_FWP_CANNOT_PEND);
         }
@@ -700,6 +787,13 @@ impl Engine {
         if waiting {
             state.work.push_back(Work::Reauthorize(conn));
         }
+        let race = state.close_during_completion.remove(&conn);
+        drop(state);
+        if let Some(kind) = race {
+            // Another processor tears the endpoint down now: WFP has the completion, the driver's
+            // completion path has not finished (it is still inside this call).
+            self.close(conn, kind);
+        }
     }
 
     /// `FwpsAcquireClassifyHandle0`, from within classifyFn.
@@ -716,6 +810,9 @@ impl Engine {
             state.hazard("FwpsAcquireClassifyHandle0", "classifyContext used outside its classifyFn".to_string());
             return Err(STATUS_INVALID_PARAMETER);
         };
+        if let Some(status) = state.faults.on_call(FwpsCall::AcquireClassifyHandle) {
+            return Err(status);
+        }
         state.classify_handles.insert(context.0, ClassifyHandleRecord { conn, pended: false, classify_running: true });
         Ok(ClassifyHandle(context.0))
     }
@@ -734,6 +831,9 @@ impl Engine {
             return STATUS_INVALID_PARAMETER;
         };
         let layer = state.in_flight.get(index).map(|f| f.layer);
+        if let Some(status) = state.faults.on_call(FwpsCall::PendClassify) {
+            return status;
+        }
         if !matches!(layer, Some(Layer::EndpointClosure | Layer::ResourceRelease)) {
             return STATUS_FWP_CANNOT_PEND;
         }
@@ -816,6 +916,9 @@ impl Engine {
         if state.bugcheck.is_some() {
             return STATUS_INVALID_PARAMETER;
         }
+        if let Some(status) = state.faults.on_call(FwpsCall::FlowAssociateContext) {
+            return status;
+        }
         match state.registrations.get(&callout_id) {
             Some(r) if r.registered && r.has_flow_delete && r.layer == layer => {}
             _ => return STATUS_INVALID_PARAMETER,
@@ -839,6 +942,10 @@ impl Engine {
             let mut state = self.lock();
             if state.bugcheck.is_some() {
                 return STATUS_INVALID_PARAMETER;
+            }
+            if let Some(status) = state.faults.on_call(FwpsCall::FlowRemoveContext) {
+                // The context stays associated.
+                return status;
             }
             match state.flow_contexts.get(&(flow, layer)) {
                 Some((owner, _)) if *owner == callout_id => {}

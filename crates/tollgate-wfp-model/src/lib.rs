@@ -46,12 +46,20 @@
 //! - **Stop codes** for double completion (0x139) and for completing an unknown context (0x50) are
 //!   our reading of what corrupting the engine's list and dereferencing garbage would give.
 //! - **A single simulated processor** runs the callouts; races at instruction granularity are the
-//!   loom models' job (`crates/tollgate-core/tests/loom_claim.rs`), not this model's.
+//!   loom models' job (`crates/tollgate-core/tests/loom_claim.rs`), not this model's. Two moments
+//!   that need a second processor can be asked for explicitly ([`faults`]: a teardown while a
+//!   completion returns, a teardown in the middle of unload).
+//!
+//! # Fault injection
+//!
+//! [`Engine::set_fault_plan`] makes the Nth fallible `Fwps*` call fail with a status its
+//! documentation gives; [`faults`] lists the calls and statuses.
 
 pub mod bugcheck;
 pub mod callout;
 pub mod drivers;
 pub mod engine;
+pub mod faults;
 pub mod irql;
 pub mod platform;
 
@@ -64,3 +72,4 @@ pub use engine::{
     CloseKind, ConnId, Engine, EngineConfig, EngineCounters, EngineReport, Outcome, Phase, StreamShape,
     connection_values,
 };
+pub use faults::{FaultPlan, FwpsCall, InjectedFault};

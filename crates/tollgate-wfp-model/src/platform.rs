@@ -92,13 +92,29 @@ pub struct PendedNotification {
 pub struct ModelPlatform {
     engine: Arc<Engine>,
     deferred_requested: AtomicBool,
+    /// A known bug planted on purpose: the classify handle is not released when
+    /// `FwpsPendClassify0` fails.
+    #[cfg(feature = "planted-bugs")]
+    leak_handle_on_failed_pend: AtomicBool,
 }
 
 impl ModelPlatform {
     /// A platform on `engine`'s machine.
     #[must_use]
     pub fn new(engine: Arc<Engine>) -> ModelPlatform {
-        ModelPlatform { engine, deferred_requested: AtomicBool::new(false) }
+        ModelPlatform {
+            engine,
+            deferred_requested: AtomicBool::new(false),
+            #[cfg(feature = "planted-bugs")]
+            leak_handle_on_failed_pend: AtomicBool::new(false),
+        }
+    }
+
+    /// Plants a leak: when `FwpsPendClassify0` fails, the handle `FwpsAcquireClassifyHandle0`
+    /// returned is not released.
+    #[cfg(feature = "planted-bugs")]
+    pub fn plant_leak_classify_handle(&self) {
+        self.leak_handle_on_failed_pend.store(true, Ordering::Relaxed);
     }
 
     /// The engine.
@@ -139,7 +155,12 @@ impl Platform for ModelPlatform {
         let handle = self.engine.fwps_acquire_classify_handle0(request.classify_context).map_err(PlatformError)?;
         let status = self.engine.fwps_pend_classify0(handle, request.filter_id);
         if status != STATUS_SUCCESS {
+            #[cfg(feature = "planted-bugs")]
+            if self.leak_handle_on_failed_pend.load(Ordering::Relaxed) {
+                return Err(PlatformError(status));
+            }
             // Documented contract of `pend_closure`: on failure the handle is already released.
+            // https://learn.microsoft.com/en-us/windows-hardware/drivers/ddi/fwpsk/nf-fwpsk-fwpsreleaseclassifyhandle0
             self.engine.fwps_release_classify_handle0(handle);
             return Err(PlatformError(status));
         }

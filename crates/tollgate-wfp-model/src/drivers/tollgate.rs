@@ -27,6 +27,10 @@ use crate::platform::{ModelPlatform, ModelRundown, ModelSpinLock, NotificationRe
 /// How many flows the stream callout tracks at once.
 pub const FLOW_CAPACITY: u32 = 4_096;
 
+/// How many `STATUS_DEVICE_BUSY` answers unload tolerates per callout (the kernel shell's
+/// `MAX_BUSY_RETRIES`).
+const MAX_BUSY_RETRIES: u32 = 1_000;
+
 /// What DriverUnload did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct UnloadReport {
@@ -47,6 +51,10 @@ pub struct TollgateDriver {
     /// the next classify (the naive stream callout's bug).
     #[cfg(feature = "planted-bugs")]
     keep_stream_data: Mutex<Option<Option<crate::callout::StreamDataRef>>>,
+    /// A known bug planted on purpose: a flow whose context could not be associated stays in the
+    /// flow table (never forgotten).
+    #[cfg(feature = "planted-bugs")]
+    keep_unassociated_flow: std::sync::atomic::AtomicBool,
     core: Core<ModelPlatform>,
     flows: FlowTable<ModelSpinLock>,
     blocklist: DomainBlocklist,
@@ -57,8 +65,6 @@ pub struct TollgateDriver {
 struct Registered {
     callouts: Vec<(Layer, u32)>,
     filters: Vec<u64>,
-    /// flow id (the engine's flow handle) for each flow context we associated.
-    flows: Vec<(u64, FlowId)>,
 }
 
 /// Why the driver could not load.
@@ -99,6 +105,8 @@ impl TollgateDriver {
             ignore_teardown: std::sync::atomic::AtomicBool::new(false),
             #[cfg(feature = "planted-bugs")]
             keep_stream_data: Mutex::new(None),
+            #[cfg(feature = "planted-bugs")]
+            keep_unassociated_flow: std::sync::atomic::AtomicBool::new(false),
             core,
             flows,
             blocklist: DomainBlocklist::new(),
@@ -109,7 +117,7 @@ impl TollgateDriver {
             match engine.register_callout(layer, driver.clone(), has_flow_delete) {
                 Ok(id) => driver.registered().callouts.push((layer, id)),
                 Err(status) => {
-                    driver.unregister_all(engine);
+                    driver.unregister_all(engine, &mut UnloadReport::default());
                     return Err(LoadError::Register(status));
                 }
             }
@@ -136,22 +144,44 @@ impl TollgateDriver {
         self.registered.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn unregister_all(&self, engine: &Engine) -> u32 {
-        let mut retries = 0_u32;
+    fn unregister_all(&self, engine: &Engine, report: &mut UnloadReport) {
         let callouts = std::mem::take(&mut self.registered().callouts);
         for (_, id) in callouts {
-            // STATUS_DEVICE_BUSY while a flow context is still associated; remove them and retry.
+            // STATUS_DEVICE_BUSY while a flow context is still associated: remove them (again: a
+            // removal may have failed) and retry, as the kernel's registration teardown does.
             // https://learn.microsoft.com/en-us/windows-hardware/drivers/ddi/fwpsk/nf-fwpsk-fwpscalloutunregisterbyid0
+            let mut retries = 0_u32;
             while engine.unregister_callout(id) == STATUS_DEVICE_BUSY && !engine.halted() {
                 retries = retries.saturating_add(1);
+                report.unregister_retries = report.unregister_retries.saturating_add(1);
+                report.flow_contexts_removed =
+                    report.flow_contexts_removed.saturating_add(self.remove_flow_contexts(engine));
                 engine.pump();
                 self.core.platform().relax_at_passive();
-                if retries > 10_000 {
+                if retries > MAX_BUSY_RETRIES {
                     break;
                 }
             }
         }
-        retries
+    }
+
+    /// `FwpsFlowRemoveContext0` for every flow the stream callout still tracks (the kernel shell's
+    /// `remove_all_flow_contexts`). Returns how many removals WFP accepted. PASSIVE_LEVEL.
+    fn remove_flow_contexts(&self, engine: &Engine) -> u32 {
+        let mut flows = Vec::with_capacity(self.flows.live_count());
+        self.flows.live_flows(&mut flows);
+        let mut removed = 0_u32;
+        for (_, owner) in flows {
+            // SUCCESS: flowDeleteFn ran; PENDING: it will run (the engine's queue). Either way the
+            // context is gone from the flow. Any other status: it is still there, and the next
+            // STATUS_DEVICE_BUSY brings us back here.
+            // https://learn.microsoft.com/en-us/windows-hardware/drivers/ddi/fwpsk/nf-fwpsk-fwpsflowremovecontext0
+            let status = engine.fwps_flow_remove_context0(owner.flow_handle, Layer::Stream, owner.callout_id);
+            if status == STATUS_SUCCESS || status == tollgate_wfp_sys::STATUS_PENDING {
+                removed = removed.saturating_add(1);
+            }
+        }
+        removed
     }
 
     /// Plants the bug of the naive driver in Tollgate's shim: teardown notifications are ignored.
@@ -165,6 +195,13 @@ impl TollgateDriver {
     #[cfg(feature = "planted-bugs")]
     pub fn plant_keep_stream_data(&self) {
         *self.keep_stream_data.lock().unwrap_or_else(PoisonError::into_inner) = Some(None);
+    }
+
+    /// Plants a leak: a flow whose `FwpsFlowAssociateContext0` failed is never forgotten, so its
+    /// slot stays taken for good.
+    #[cfg(feature = "planted-bugs")]
+    pub fn plant_keep_unassociated_flow(&self) {
+        self.keep_unassociated_flow.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The core (for the IOCTL dispatch and the report).
@@ -199,33 +236,24 @@ impl TollgateDriver {
         self.core.run_deferred_work()
     }
 
-    /// DriverUnload, S5: remove the filters (so no new classify starts and nothing is left to act
-    /// as BLOCK), close the core's gate and complete every pend, remove every flow context, then
-    /// unregister the callouts (retrying on `STATUS_DEVICE_BUSY`), then wait for every callback
-    /// still running. PASSIVE_LEVEL.
+    /// DriverUnload, S5: close the core's gate and complete every pend (first, while the
+    /// teardown notifications still reach us: a pend swept after the closure and release filters
+    /// are gone could belong to an endpoint that was torn down in between, unseen), remove the
+    /// filters (nothing is left to act as BLOCK), remove every flow context, then unregister the
+    /// callouts (retrying on `STATUS_DEVICE_BUSY`), then wait for every callback still running.
+    /// PASSIVE_LEVEL.
     pub fn unload(&self, engine: &Engine) -> UnloadReport {
-        let mut report = UnloadReport::default();
+        // https://learn.microsoft.com/en-us/windows-hardware/drivers/ddi/fwpsk/nf-fwpsk-fwpscompleteoperation0
+        let mut report = UnloadReport { pends_completed: self.core.begin_unload(), ..UnloadReport::default() };
+        engine.pump();
         let filters = std::mem::take(&mut self.registered().filters);
         for filter in filters {
             let _ = engine.delete_filter(filter);
         }
-        report.pends_completed = self.core.begin_unload();
         engine.pump();
-        let stream_callout = self.registered().callouts.iter().find(|(l, _)| *l == Layer::Stream).map(|(_, id)| *id);
-        let flows = std::mem::take(&mut self.registered().flows);
-        if let Some(callout) = stream_callout {
-            for (flow, _) in flows {
-                // SUCCESS: flowDeleteFn ran; PENDING: it will run (the engine's queue). Either way
-                // the context is gone from the flow.
-                // https://learn.microsoft.com/en-us/windows-hardware/drivers/ddi/fwpsk/nf-fwpsk-fwpsflowremovecontext0
-                let status = engine.fwps_flow_remove_context0(flow, Layer::Stream, callout);
-                if status == STATUS_SUCCESS || status == tollgate_wfp_sys::STATUS_PENDING {
-                    report.flow_contexts_removed = report.flow_contexts_removed.saturating_add(1);
-                }
-            }
-        }
+        report.flow_contexts_removed = self.remove_flow_contexts(engine);
         engine.pump();
-        report.unregister_retries = self.unregister_all(engine);
+        self.unregister_all(engine, &mut report);
         engine.pump();
         self.core.wait_for_callbacks();
         report
@@ -307,9 +335,12 @@ impl TollgateDriver {
             return;
         };
         // https://learn.microsoft.com/en-us/windows-hardware/drivers/ddi/fwpsk/nf-fwpsk-fwpsflowassociatecontext0
-        if engine.fwps_flow_associate_context0(flow, Layer::Stream, stream_callout, id.to_raw()) == STATUS_SUCCESS {
-            self.registered().flows.push((flow, id));
-        } else {
+        if engine.fwps_flow_associate_context0(flow, Layer::Stream, stream_callout, id.to_raw()) != STATUS_SUCCESS {
+            // Not associated: WFP will never call flowDeleteFn for it; the flow is not inspected.
+            #[cfg(feature = "planted-bugs")]
+            if self.keep_unassociated_flow.load(std::sync::atomic::Ordering::Relaxed) {
+                return;
+            }
             self.flows.forget(id);
         }
     }
@@ -399,7 +430,5 @@ impl CalloutDriver for TollgateDriver {
         if let Some(facts) = self.flows.remove(FlowId::from_raw(flow_context), engine.now()) {
             let _ = self.core.endpoint_teardown(facts.endpoint, TeardownSource::FlowDelete, None);
         }
-        let id = FlowId::from_raw(flow_context);
-        self.registered().flows.retain(|(_, f)| *f != id);
     }
 }
