@@ -497,17 +497,32 @@ pub(crate) fn unload() {
 
 fn teardown(shell: &mut Shell) {
     let state = shell.state;
-    // 1. Filters, session, callouts (flow contexts removed when a callout is busy).
+    // 1. Every pend completed with the default verdict; new classifies decided inline. First,
+    //    while the closure and release filters still deliver teardown notifications: a pend
+    //    swept after they are gone may belong to an endpoint torn down in between, unseen, and
+    //    completing it is the 0x50 of ARCHITECTURE.md §1 (the model's
+    //    `a_teardown_at_any_point_of_unload_is_survived` shows it).
+    let _ = state.core.begin_unload();
+    // 2. Filters, session, callouts (flow contexts removed when a callout is busy).
+    let mut safe_to_unload = true;
     if let Some(registration) = shell.registration.take() {
         let remove_flow_contexts = |_callout: &registration::RegisteredCallout| remove_all_flow_contexts(state);
-        let _ = registration::unregister(&mut shell.engine, registration, remove_flow_contexts, MAX_BUSY_RETRIES);
+        if let Err(error) =
+            registration::unregister(&mut shell.engine, registration, remove_flow_contexts, MAX_BUSY_RETRIES)
+        {
+            safe_to_unload = error.is_safe_to_unload();
+        }
     }
-    // 2. Every pend completed with the default verdict; new classifies decided inline.
-    let _ = state.core.begin_unload();
     // 3. No more timer/DPC callbacks; parked reads cancelled; device (and queues) deleted.
     delete_device(&DeviceObjects { device: shell.device, parked: shell.parked, dpc: shell.dpc, timer: shell.timer });
     // 4. Wait for every callback still inside the core, then for every shim.
     state.core.wait_for_callbacks();
+    if !safe_to_unload {
+        // A callout is still registered (FwpsFlowRemoveContext0 kept failing, so unregistering
+        // stayed STATUS_DEVICE_BUSY): WFP may still call the shims, so the state they reach is
+        // never freed (the link probe does the same). docs/security.md lists this residual risk.
+        return;
+    }
     if let Some(state) = shims::retire(relax) {
         // SAFETY: retired: no callout can reach the state, and the shell's gate is closed.
         unsafe { free_leaked(core::ptr::from_ref(state).cast_mut()) };

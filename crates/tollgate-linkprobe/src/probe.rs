@@ -373,7 +373,9 @@ pub extern "system" fn DriverEntry(driver_object: *mut c_void, registry_path: *c
             black_box(state.core.run_deferred_work());
             black_box(state.core.next_deadline());
 
-            // Unload, in the shell's S5 order: filters, session and callouts first.
+            // Unload, in the shell's S5 order: every pend completed while the teardown
+            // notifications still reach the callouts, then filters, session and callouts.
+            black_box(state.core.begin_unload());
             let remove_flow_contexts = |_callout: &RegisteredCallout| remove_all_flow_contexts(state);
             match registration::unregister(&mut engine, registration, remove_flow_contexts, MAX_BUSY_RETRIES) {
                 Ok(()) => wfp::STATUS_SUCCESS,
@@ -385,6 +387,7 @@ pub extern "system" fn DriverEntry(driver_object: *mut c_void, registry_path: *c
         // register() already unwound WFP.
         Err(error) => error.status,
     };
+    // Idempotent after a successful registration (the sweep above closed the gate).
     black_box(state.core.begin_unload());
     state.core.wait_for_callbacks();
     if let Some(state) = shims::retire(|| state.core.platform().relax_at_passive()) {
