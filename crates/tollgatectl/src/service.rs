@@ -7,14 +7,15 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use tollgate_core::stream::FlowEvent;
-use tollgate_core::{Direction, PendLayer, RuntimeConfig, Verdict};
+use tollgate_core::stream::{FlowEvent, StreamStats};
+use tollgate_core::{Direction, PendLayer, RuntimeConfig, StatsSnapshot, Ticks, Verdict};
 use tollgate_protocol::{
-    CAP_DOMAIN_BLOCKLIST, CAP_STREAM_EVENTS, HelloRequest, IOCTL_TOLLGATE_GET_PENDED, IOCTL_TOLLGATE_GET_STREAM_EVENTS,
-    IOCTL_TOLLGATE_HELLO, IOCTL_TOLLGATE_PUSH_BLOCKLIST, IOCTL_TOLLGATE_SET_CONFIG, IOCTL_TOLLGATE_SUBMIT_VERDICTS,
-    MAX_BATCH_RECORDS, ProtocolError, VerdictEntry, VerdictResult, decode_hello_reply, decode_pended_batch,
-    decode_stream_events, decode_verdict_results, encode_blocklist_to_vec, encode_config, encode_hello_request,
-    encode_verdict_batch,
+    CAP_DOMAIN_BLOCKLIST, CAP_STREAM_EVENTS, CONFIG_MESSAGE_LEN, HelloRequest, IOCTL_TOLLGATE_GET_CONFIG,
+    IOCTL_TOLLGATE_GET_PENDED, IOCTL_TOLLGATE_GET_STATS, IOCTL_TOLLGATE_GET_STREAM_EVENTS, IOCTL_TOLLGATE_HELLO,
+    IOCTL_TOLLGATE_PUSH_BLOCKLIST, IOCTL_TOLLGATE_SET_CONFIG, IOCTL_TOLLGATE_SUBMIT_VERDICTS, MAX_BATCH_RECORDS,
+    ProtocolError, STATS_MESSAGE_LEN, VerdictEntry, VerdictResult, decode_config, decode_hello_reply,
+    decode_pended_batch, decode_stats, decode_stream_events, decode_verdict_results, encode_blocklist_to_vec,
+    encode_config, encode_hello_request, encode_verdict_batch,
 };
 use tollgate_rules::{Action, ConnectionQuery, RuleSet};
 
@@ -94,13 +95,44 @@ pub struct SubmitOutcome {
     pub results: Vec<VerdictResult>,
 }
 
+/// `STATUS_INVALID_PARAMETER`: the driver refused a configuration (e.g. a cap above its table).
+const STATUS_INVALID_PARAMETER: i32 = tollgate_protocol::error::STATUS_INVALID_PARAMETER;
+
 /// The verdict service's state.
 pub struct VerdictService {
     rules: RuleSet,
-    config: RuntimeConfig,
     read_buffer: Vec<u8>,
     /// The capability bits of the driver connected to (0 when not connected).
     capabilities: u32,
+    /// Things worth telling the operator that did not stop the service (taken by the loop).
+    warnings: Vec<String>,
+}
+
+/// The driver's counters (`GET_STATS`; any handle may read them).
+///
+/// # Errors
+/// [`ServiceError`] when the read fails or the reply is malformed.
+pub fn read_stats(device: &dyn ControlDevice) -> Result<(StatsSnapshot, StreamStats), ServiceError> {
+    let mut reply = [0_u8; STATS_MESSAGE_LEN];
+    let written = device.ioctl(IOCTL_TOLLGATE_GET_STATS, &[], &mut reply).map_err(ServiceError::Device)?;
+    Ok(decode_stats(reply.get(..written).unwrap_or_default())?)
+}
+
+/// The driver configuration `rules` ask for, over what the driver has now: each `[driver]` value
+/// the rules set replaces the driver's; the others stay as they are.
+#[must_use]
+pub fn desired_config(rules: &RuleSet, current: RuntimeConfig) -> RuntimeConfig {
+    let settings = rules.driver();
+    RuntimeConfig {
+        default_verdict: settings.default_verdict.map_or(current.default_verdict, |verdict| match verdict {
+            tollgate_rules::Verdict::Allow => Verdict::Permit,
+            tollgate_rules::Verdict::Block => Verdict::Block,
+        }),
+        pend_timeout: settings
+            .pend_timeout
+            .map_or(current.pend_timeout, |timeout| Ticks(u64::try_from(timeout.as_nanos() / 100).unwrap_or(u64::MAX))),
+        max_pended: settings.max_pended.unwrap_or(current.max_pended),
+    }
 }
 
 fn rule_verdict(action: Action, rules: &RuleSet) -> Verdict {
@@ -114,12 +146,7 @@ impl VerdictService {
     /// A service deciding with `rules`, keeping the driver at its default configuration.
     #[must_use]
     pub fn new(rules: RuleSet) -> VerdictService {
-        VerdictService {
-            rules,
-            config: RuntimeConfig::default(),
-            read_buffer: vec![0; READ_BUFFER_LEN],
-            capabilities: 0,
-        }
+        VerdictService { rules, read_buffer: vec![0; READ_BUFFER_LEN], capabilities: 0, warnings: Vec::new() }
     }
 
     /// The rules in force.
@@ -140,9 +167,16 @@ impl VerdictService {
         self.capabilities & CAP_DOMAIN_BLOCKLIST != 0
     }
 
-    /// Opens the device, negotiates the protocol version, pushes the configuration (which
-    /// claims the verdict-service role) and, if the driver enforces one, the domain blocklist the
-    /// rules imply ([`RuleSet::blocked_domains`]).
+    /// What went wrong without stopping the service since the last call (a `[driver]` setting
+    /// the driver refused, say).
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+
+    /// Opens the device, negotiates the protocol version, brings the driver's configuration in
+    /// line with the rules' `[driver]` table (which claims the verdict-service role) and, if the
+    /// driver enforces one, pushes the domain blocklist the rules imply
+    /// ([`RuleSet::blocked_domains`]).
     ///
     /// # Errors
     /// [`ServiceError`] from any step; the handle is closed again on failure.
@@ -165,14 +199,58 @@ impl VerdictService {
         let hello = decode_hello_reply(reply.get(..written).unwrap_or_default())?;
         hello.negotiated().map_err(|_| ServiceError::NoCommonVersion)?;
         self.capabilities = hello.capabilities;
-        let mut config = [0_u8; 64];
-        let length = encode_config(&self.config, &mut config)?;
-        device
-            .ioctl(IOCTL_TOLLGATE_SET_CONFIG, config.get(..length).unwrap_or_default(), &mut [])
-            .map_err(ServiceError::Device)?;
+        self.sync_config(device)?;
         if self.has_domain_blocklist() {
             self.push_blocklist(device)?;
         }
+        Ok(())
+    }
+
+    /// The driver's configuration now (`GET_CONFIG`).
+    ///
+    /// # Errors
+    /// [`ServiceError`] when the read fails or the reply is malformed.
+    pub fn read_config(&self, device: &dyn ControlDevice) -> Result<RuntimeConfig, ServiceError> {
+        let mut reply = [0_u8; CONFIG_MESSAGE_LEN];
+        let written = device.ioctl(IOCTL_TOLLGATE_GET_CONFIG, &[], &mut reply).map_err(ServiceError::Device)?;
+        Ok(decode_config(reply.get(..written).unwrap_or_default())?)
+    }
+
+    /// Sets the driver's configuration to what the rules ask for (`SET_CONFIG`, which also claims
+    /// the verdict-service role). If the driver refuses it (a cap above its table's capacity), the
+    /// service says so and keeps the driver's own configuration.
+    ///
+    /// # Errors
+    /// [`ServiceError`] when the driver cannot be read or written at all.
+    pub fn sync_config(&mut self, device: &dyn ControlDevice) -> Result<RuntimeConfig, ServiceError> {
+        let current = self.read_config(device)?;
+        let wanted = desired_config(&self.rules, current);
+        match self.set_config(device, &wanted) {
+            Ok(()) => Ok(wanted),
+            Err(ServiceError::Device(STATUS_INVALID_PARAMETER)) => {
+                self.warnings.push(format!(
+                    "the driver refused the rules' [driver] settings (default {:?}, timeout {} ms, max_pended {}); \
+                     it keeps its own (default {:?}, timeout {} ms, max_pended {})",
+                    wanted.default_verdict,
+                    wanted.pend_timeout.as_millis(),
+                    wanted.max_pended,
+                    current.default_verdict,
+                    current.pend_timeout.as_millis(),
+                    current.max_pended
+                ));
+                self.set_config(device, &current)?;
+                Ok(current)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    fn set_config(&self, device: &dyn ControlDevice, config: &RuntimeConfig) -> Result<(), ServiceError> {
+        let mut message = [0_u8; CONFIG_MESSAGE_LEN];
+        let length = encode_config(config, &mut message)?;
+        device
+            .ioctl(IOCTL_TOLLGATE_SET_CONFIG, message.get(..length).unwrap_or_default(), &mut [])
+            .map_err(ServiceError::Device)?;
         Ok(())
     }
 
@@ -197,16 +275,22 @@ impl VerdictService {
         }
     }
 
-    /// Replaces the rules; if connected to a driver that enforces a blocklist, pushes the new one.
+    /// Replaces the rules; if connected, brings the driver's configuration and domain blocklist in
+    /// line with the new ones.
     ///
     /// # Errors
-    /// [`ServiceError`] when the push fails: the new rules are in force in the service anyway.
+    /// [`ServiceError`] when the driver could not be updated: the new rules are in force in the
+    /// service anyway, and the next connection pushes them.
     pub fn set_rules(&mut self, device: Option<&dyn ControlDevice>, rules: RuleSet) -> Result<(), ServiceError> {
         self.rules = rules;
-        match device {
-            Some(device) if self.has_domain_blocklist() => self.push_blocklist(device).map(|_| ()),
-            _ => Ok(()),
+        let Some(device) = device else {
+            return Ok(());
+        };
+        self.sync_config(device)?;
+        if self.has_domain_blocklist() {
+            self.push_blocklist(device)?;
         }
+        Ok(())
     }
 
     /// Reads what the stream callout queued about flows (possibly nothing; never waits).

@@ -8,18 +8,21 @@ use std::net::IpAddr;
 use std::process::Command;
 use std::time::Duration;
 
+use tollgate_core::RuntimeConfig;
 use tollgate_core::stream::FlowEvent;
 use tollgate_core::{ConnectionFacts, Direction, PendId, PendLayer, PendedConnection, Ticks};
 use tollgate_inspect::name::PatternKind;
 use tollgate_protocol::{
     BatchWriter, DriverLimits, HelloReply, Ioctl, MAX_BATCH_RECORDS, StreamEventWriter, VerdictResult,
-    decode_blocklist, decode_hello_request, encode_hello_reply, respond_to_verdicts,
+    decode_blocklist, decode_hello_request, encode_config, encode_hello_reply, respond_to_verdicts,
 };
 use tollgate_rules::RuleSet;
 use tollgatectl::device::ControlDevice;
 use tollgatectl::device::status::{STATUS_CANCELLED, status_from_win32};
 use tollgatectl::serve::{ServeConfig, ServeEnd, serve};
 use tollgatectl::service::VerdictService;
+
+mod common;
 
 const RULES: &str = r#"
 default = "block"
@@ -142,7 +145,8 @@ impl ControlDevice for ScriptedDevice {
                 self.pushed.borrow_mut().push(list.iter().map(|(kind, name)| (kind, name.to_vec())).collect());
                 Ok(0)
             }
-            Ioctl::GetStats | Ioctl::GetConfig => Ok(0),
+            Ioctl::GetConfig => Ok(encode_config(&RuntimeConfig::default(), output).unwrap()),
+            Ioctl::GetStats => Ok(0),
         }
     }
 }
@@ -159,9 +163,8 @@ fn config() -> ServeConfig {
 fn run(device: &ScriptedDevice, config: &ServeConfig) -> (ServeEnd, String, String) {
     let mut service = VerdictService::new(RuleSet::parse(RULES, "rules.toml").unwrap());
     let mut out = Vec::new();
-    let mut log = Vec::new();
-    let end = serve(&mut service, device, config, &mut out, &mut log);
-    (end, String::from_utf8(out).unwrap(), String::from_utf8(log).unwrap())
+    let (end, log) = common::capture_log(|| serve(&mut service, device, config, None, &mut out));
+    (end, String::from_utf8(out).unwrap(), log)
 }
 
 const CURL: &str = r"\device\harddiskvolume3\program files\curl\curl.exe";
@@ -280,19 +283,23 @@ fn a_bad_rules_file_is_rejected_with_its_position() {
 
 #[cfg(not(windows))]
 #[test]
-fn without_a_driver_serve_points_to_simulate() {
-    let (code, stdout, stderr) = tollgatectl(&["serve"]);
+fn serve_driver_without_a_driver_says_so() {
+    let (code, stdout, stderr) = tollgatectl(&["serve", "--driver"]);
     assert_eq!(code, 2);
     assert!(stdout.is_empty());
     assert!(stderr.contains("no Tollgate driver on this machine"), "{stderr}");
-    assert!(stderr.contains("tollgatectl simulate"), "{stderr}");
 }
 
 #[test]
-fn model_serve_is_not_implemented_yet() {
-    let (code, _, stderr) = tollgatectl(&["serve", "--model"]);
-    assert_eq!(code, 2);
-    assert!(stderr.contains("not implemented yet") && stderr.contains("tollgatectl simulate"), "{stderr}");
+fn serve_on_the_model_runs_for_the_time_asked_and_reports_a_clean_machine() {
+    let socket = std::env::temp_dir().join(format!("tollgate-serve-cli-{}.sock", std::process::id()));
+    let socket = socket.display().to_string();
+    let (code, stdout, stderr) =
+        tollgatectl(&["serve", "--model", "--for", "1500ms", "--rate", "100", "--control", &socket]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.lines().any(|line| line.contains(" connect \"")), "{stdout}");
+    assert!(stderr.contains("connected to the WFP model"), "{stderr}");
+    assert!(stderr.contains("0 hazard(s), 0 leak(s), no bugcheck"), "{stderr}");
 }
 
 /// An identified flow as the driver would report it.

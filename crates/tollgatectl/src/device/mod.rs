@@ -4,6 +4,7 @@
 //! CloseHandle); on any machine, [`model`] puts the same calls on the driver logic running against
 //! the WFP model. [`status`] holds the statuses they report and how Win32 errors map to them.
 
+pub mod live_model;
 pub mod model;
 pub mod status;
 #[cfg(windows)]
