@@ -39,8 +39,10 @@
 //!   detaching the endpoint no verdict can reach its entries (they are no longer Pended), and its
 //!   cached verdicts are purged so a reused handle value starts clean.
 //! - **S3 no use after free.** Nothing holds a pointer to an entry: user mode and every path name it
-//!   by slot index + generation and re-check both under the lock; a slot is freed only by the
-//!   owner of its claim, and freeing bumps the generation so every older id is rejected.
+//!   by slot index + generation and re-check both under the lock; an entry's id dies only when the
+//!   owner of its claim finishes it, which bumps the generation so every older id is rejected. The
+//!   slot is then free — or, if it anchors a teardown's wait (see `table`), retired until that
+//!   wait is resolved, and only then free.
 //! - **S4 IRQL.** Every entry point except [`Core::wait_for_callbacks`] and [`Core::begin_unload`]
 //!   runs at ≤ DISPATCH_LEVEL and never waits: it takes the spin lock for short, allocation-free
 //!   critical sections; memory is preallocated at start, except the app path, which is copied with a
@@ -68,14 +70,11 @@
 
 use alloc::vec::Vec;
 
-use foldhash::fast::FixedState;
-use hashbrown::HashMap;
-
 use crate::cache::VerdictCache;
 use crate::platform::{Platform, PlatformError, Rundown, Ticks};
 use crate::stats::{Stats, StatsSnapshot};
 use crate::sync::SpinLock;
-use crate::table::{Claimed, EntryFacts, PendTable, SlotState, VerdictError};
+use crate::table::{Claimed, EntryFacts, PendTable, Registration, SlotState, VerdictError};
 use crate::types::{
     ConnectionFacts, CoreConfig, EndpointHandle, PendId, Resolution, RuntimeConfig, TeardownSource, Verdict,
 };
@@ -216,23 +215,13 @@ pub enum CoreError {
     Unloading,
 }
 
-/// A teardown waiting for completions in flight on its endpoint.
-struct ClosureWait<N> {
-    outstanding: u32,
-    /// `None` while the teardown is still pending its notification, or when it could not pend it.
-    pend: Option<N>,
-    /// The teardown has decided whether the notification is pended; until then nobody completes it.
-    registered: bool,
-}
-
 /// Everything behind the lock.
 struct State<P: Platform> {
-    table: PendTable<P::PendContext>,
+    /// The pend table; it also keeps the teardowns waiting for completions in flight, and the
+    /// pended notifications whose completions all finished before they were pended (completed
+    /// asynchronously by [`Core::run_deferred_work`], never from the classifyFn that pended them).
+    table: PendTable<P::PendContext, P::ClosurePend>,
     cache: VerdictCache,
-    waits: HashMap<EndpointHandle, ClosureWait<P::ClosurePend>, FixedState>,
-    /// Pended notifications whose completions all finished before they were pended: completed
-    /// asynchronously by [`Core::run_deferred_work`] (never from the classifyFn that pended them).
-    ready_closures: Vec<P::ClosurePend>,
     runtime: RuntimeConfig,
     service_attached: bool,
     closing: bool,
@@ -272,19 +261,12 @@ impl<P: Platform> Core<P> {
         let table = PendTable::try_new(config.capacity, seed).map_err(|_| CoreError::OutOfMemory)?;
         let cache = VerdictCache::try_new(config.cache_capacity, config.cache_ttl, seed.rotate_left(29))
             .map_err(|_| CoreError::OutOfMemory)?;
-        let slots = table.capacity() as usize;
-        let mut waits = HashMap::with_hasher(FixedState::with_seed(seed.rotate_left(43)));
-        waits.try_reserve(slots.saturating_mul(2)).map_err(|_| CoreError::OutOfMemory)?;
-        let mut ready_closures = Vec::new();
-        ready_closures.try_reserve_exact(slots).map_err(|_| CoreError::OutOfMemory)?;
         Ok(Core {
             platform,
             rundown,
             state: SpinLock::new(State {
                 table,
                 cache,
-                waits,
-                ready_closures,
                 runtime: config.runtime,
                 service_attached: false,
                 closing: false,
@@ -379,7 +361,7 @@ impl<P: Platform> Core<P> {
                     local_address: request.facts.local_address,
                     local_port: request.facts.local_port,
                     process_id: request.facts.process_id,
-                    app_path,
+                    app_path: app_path.into_boxed_slice(),
                     pended_at: now,
                 };
                 self.state.with(|state| state.table.publish(id, context, facts));
@@ -421,15 +403,7 @@ impl<P: Platform> Core<P> {
         // https://learn.microsoft.com/en-us/windows-hardware/drivers/ddi/fwpsk/nf-fwpsk-fwpscompleteoperation0
         self.platform.complete_operation(claimed.context);
         self.stats.count_completion(claimed.resolution);
-        let closure = self.state.with(|state| {
-            let endpoint = state.table.finish(claimed.id)?;
-            let wait = state.waits.get_mut(&endpoint)?;
-            wait.outstanding = wait.outstanding.saturating_sub(1);
-            if wait.outstanding > 0 || !wait.registered {
-                return None;
-            }
-            state.waits.remove(&endpoint).and_then(|wait| wait.pend)
-        });
+        let closure = self.state.with(|state| state.table.finish(claimed.id));
         if let Some(pend) = closure {
             // The endpoint's teardown notification was pended waiting for us; it may now return.
             self.release_notification(pend);
@@ -447,7 +421,7 @@ impl<P: Platform> Core<P> {
     /// Completes the notifications queued because their completions finished while they were being
     /// pended. IRQL: ≤ DISPATCH_LEVEL.
     fn complete_ready_notifications(&self) {
-        while let Some(pend) = self.state.with(|state| state.ready_closures.pop()) {
+        while let Some(pend) = self.state.with(|state| state.table.pop_ready()) {
             self.release_notification(pend);
         }
     }
@@ -528,18 +502,14 @@ impl<P: Platform> Core<P> {
         let mut completed = 0;
         // Claim and complete this endpoint's Pended entries one at a time, inside the notification,
         // while the endpoint is still alive.
-        let in_flight = loop {
+        let anchor = loop {
             let step = self.state.with(|state| match state.table.scan_endpoint(endpoint) {
                 (Some(index), _) => Ok(state.table.claim_slot(index, Resolution::Teardown)),
                 (None, _) => {
                     state.cache.purge_endpoint(endpoint);
-                    let in_flight = state.table.detach_endpoint(endpoint);
-                    if in_flight > 0 {
-                        state
-                            .waits
-                            .insert(endpoint, ClosureWait { outstanding: in_flight, pend: None, registered: false });
-                    }
-                    Err(in_flight)
+                    // Completions in flight on other CPUs: a wait for them, anchored in one of
+                    // their slots.
+                    Err(state.table.detach_endpoint(endpoint))
                 }
             });
             match step {
@@ -548,56 +518,37 @@ impl<P: Platform> Core<P> {
                     completed += 1;
                 }
                 Ok(None) => {}
-                Err(in_flight) => break in_flight,
+                Err(anchor) => break anchor,
             }
         };
-        if in_flight == 0 {
+        let Some(anchor) = anchor else {
             return TeardownOutcome::Done { completed };
-        }
+        };
         self.stats.teardowns_waited.bump();
 
         #[cfg(any(loom, feature = "planted-bugs"))]
         if self.planted == crate::planted::PlantedBug::TeardownDoesNotWait {
-            self.state.with(|state| state.waits.remove(&endpoint));
+            self.state.with(|state| state.table.abandon_wait(anchor));
             return TeardownOutcome::Done { completed };
         }
 
         // Completions are in flight on other CPUs. Pend the notification (outside the lock) so
-        // WFP does not finish the teardown until they return.
+        // WFP does not finish the teardown until they return. Until the wait is registered or
+        // abandoned, only this teardown can free its anchor, so `anchor` stays valid.
         // https://learn.microsoft.com/en-us/windows-hardware/drivers/ddi/fwpsk/nf-fwpsk-fwpspendclassify0
         let pended = match notification {
             Some(request) => self.platform.pend_closure(request).ok(),
             None => None,
         };
         if let Some(pend) = pended {
-            let ready = self.state.with(|state| match state.waits.get_mut(&endpoint) {
-                Some(wait) if wait.outstanding > 0 => {
-                    wait.pend = Some(pend);
-                    wait.registered = true;
-                    None
-                }
-                _ => {
-                    // They all finished while we were pending: complete asynchronously.
-                    state.waits.remove(&endpoint);
-                    Some(pend)
-                }
-            });
-            if let Some(pend) = ready {
-                let queued = self.state.with(|state| {
-                    if state.ready_closures.len() < state.ready_closures.capacity() {
-                        state.ready_closures.push(pend);
-                        None
-                    } else {
-                        Some(pend)
-                    }
-                });
-                if let Some(pend) = queued {
-                    // Unreachable by construction (one queued notification per slot at most); if it
-                    // ever happened, completing late beats leaking the classify handle.
-                    self.release_notification(pend);
-                } else {
-                    self.platform.request_deferred_work();
-                }
+            match self.state.with(|state| state.table.register_wait(anchor, pend)) {
+                // The last completion in flight completes the notification.
+                Registration::Waiting => {}
+                // They all finished while we were pending: complete asynchronously.
+                Registration::Queued => self.platform.request_deferred_work(),
+                // Unreachable by construction (the anchor stays a wait until it is registered);
+                // if it ever happened, completing late beats leaking the classify handle.
+                Registration::Unexpected(pend) => self.release_notification(pend),
             }
             return TeardownOutcome::NotificationPended { completed };
         }
@@ -606,19 +557,19 @@ impl<P: Platform> Core<P> {
         // CPUs (see `raise_to_dispatch`) and take only our short lock, so they finish promptly.
         self.stats.teardown_spins.bump();
         for _ in 0..self.teardown_spin_limit {
-            let finished = self.state.with(|state| match state.waits.get(&endpoint) {
-                Some(wait) if wait.outstanding > 0 => false,
-                _ => {
-                    state.waits.remove(&endpoint);
-                    true
+            let finished = self.state.with(|state| {
+                let finished = state.table.wait_outstanding(anchor) == 0;
+                if finished {
+                    state.table.abandon_wait(anchor);
                 }
+                finished
             });
             if finished {
                 return TeardownOutcome::Done { completed };
             }
             crate::sync::spin_hint();
         }
-        self.state.with(|state| state.waits.remove(&endpoint));
+        self.state.with(|state| state.table.abandon_wait(anchor));
         self.stats.teardown_gave_up.bump();
         TeardownOutcome::GaveUpWaiting { completed }
     }
@@ -790,7 +741,8 @@ impl<P: Platform> Core<P> {
         self.complete_ready_notifications();
     }
 
-    /// Pended + Completing + Reserved entries. IRQL: ≤ DISPATCH_LEVEL.
+    /// Pended + Completing + Reserved entries, plus retired ones still holding a teardown's wait.
+    /// IRQL: ≤ DISPATCH_LEVEL.
     pub fn live_entries(&self) -> u32 {
         self.state.with(|state| state.table.in_use)
     }

@@ -27,8 +27,8 @@ pub enum PlantedBug {
 
 /// The second half of the planted test-then-set claim: marks the entry Completing if it still is
 /// Pended, and — the bug — hands out the context read in the first half even if it is not.
-pub(crate) fn claim_after_peek<C: Copy>(
-    table: &mut PendTable<C>,
+pub(crate) fn claim_after_peek<C: Copy, N>(
+    table: &mut PendTable<C, N>,
     id: PendId,
     peeked: C,
     key: crate::types::ConnectionKey,

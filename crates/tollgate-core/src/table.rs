@@ -3,13 +3,32 @@
 //!
 //! This is a plain data structure: every method runs under the core's lock, performs no allocation
 //! and no call into WFP. The state machine that uses it is documented in [`crate::lifecycle`].
+//!
+//! # Layout
+//! Everything is allocated at start: the slots, and a bucket array (a power of two, at least the
+//! slot count) whose buckets head chains threaded through the slots, indexing Pended and
+//! Completing entries by endpoint. A lookup by endpoint hashes once and walks a chain of about one
+//! slot plus the endpoint's own entries; nothing ever grows or rehashes.
+//!
+//! A teardown that must wait for completions in flight keeps its bookkeeping (how many are still
+//! outstanding, and its pended notification) *in one of those Completing slots*, the wait's
+//! **anchor**: a Completing entry no longer needs its connection's facts, so the room is free, and
+//! no table sized for the worst case (a wait per slot) has to be reserved beside the slots. If
+//! the anchor's own completion finishes before the others, the slot is **retired**: its id dies
+//! (the generation moves on) but it stays out of the free list, holding the wait, until the wait is
+//! resolved; a notification whose completions all finished before it was pended waits in its
+//! retired anchor, on the ready list, for deferred work to complete it. A retired slot counts as in
+//! use (it holds a pended notification).
 #![deny(unsafe_code)]
+
+use alloc::boxed::Box;
+use core::hash::BuildHasher;
 
 use alloc::vec::Vec;
 
 use foldhash::fast::FixedState;
-use hashbrown::HashMap;
 
+use crate::cache::{bucket, try_buckets};
 use crate::platform::Ticks;
 use crate::types::{ConnectionKey, Direction, EndpointHandle, PendId, Resolution};
 
@@ -26,6 +45,9 @@ pub(crate) enum SlotState {
     Pended,
     /// Claimed: exactly one path owns it and is completing it (or about to).
     Completing,
+    /// Its completion finished, but it anchors a teardown wait that is not resolved yet (or
+    /// holds a notification queued for deferred completion). Its id is dead.
+    Retired,
 }
 
 /// What the connection looked like when it was pended (delivered to user mode).
@@ -35,24 +57,81 @@ pub(crate) struct EntryFacts {
     pub(crate) local_address: core::net::IpAddr,
     pub(crate) local_port: u16,
     pub(crate) process_id: u64,
-    pub(crate) app_path: Vec<u16>,
+    pub(crate) app_path: Box<[u16]>,
     pub(crate) pended_at: Ticks,
 }
 
-pub(crate) struct Slot<C> {
+/// A teardown waiting for the completions in flight on its endpoint (kept in its anchor slot).
+struct Wait<N> {
+    /// Completions of the endpoint not finished yet (the anchor's own included).
+    outstanding: u32,
+    /// The teardown has decided what happens when they finish: complete `pend`, or nothing (it
+    /// could not pend its notification). Until then the last completion leaves the wait alone.
+    registered: bool,
+    /// The pended notification to complete when the last one finishes.
+    pend: Option<N>,
+}
+
+/// One slot's entry; its variant is the slot's state.
+enum Entry<C, N> {
+    Free,
+    Reserved,
+    /// On the age list and on its endpoint's chain.
+    Pended {
+        context: C,
+        facts: EntryFacts,
+    },
+    /// Claimed, completion in flight. `in_chain`: still on its endpoint's chain (no teardown has
+    /// detached it); `anchor`: the slot holding the wait of the teardown waiting for it, or `NIL`.
+    Completing {
+        endpoint: EndpointHandle,
+        in_chain: bool,
+        anchor: u32,
+    },
+    /// The anchor of a teardown wait: Completing while `in_flight`, Retired after.
+    Anchor {
+        in_flight: bool,
+        wait: Wait<N>,
+    },
+    /// Retired: a pended notification whose completions all finished, on the ready list.
+    Ready(N),
+}
+
+impl<C, N> Entry<C, N> {
+    const fn state(&self) -> SlotState {
+        match self {
+            Entry::Free => SlotState::Free,
+            Entry::Reserved => SlotState::Reserved,
+            Entry::Pended { .. } => SlotState::Pended,
+            Entry::Completing { .. } | Entry::Anchor { in_flight: true, .. } => SlotState::Completing,
+            Entry::Anchor { in_flight: false, .. } | Entry::Ready(_) => SlotState::Retired,
+        }
+    }
+}
+
+pub(crate) struct Slot<C, N> {
     pub(crate) generation: u32,
-    pub(crate) state: SlotState,
-    /// Free list link (Free) or age-list successor (Pended).
+    /// Free list link (Free), age-list successor (Pended) or ready-list link (Ready).
     next: u32,
     /// Age-list predecessor (Pended).
     prev: u32,
-    /// Next slot of the same endpoint, while `in_endpoint_chain`.
-    endpoint_next: u32,
-    in_endpoint_chain: bool,
-    /// The endpoint's teardown is waiting for this slot's in-flight completion.
-    pub(crate) teardown_waiting: bool,
-    pub(crate) context: Option<C>,
-    pub(crate) facts: Option<EntryFacts>,
+    /// Next slot in the same endpoint bucket (Pended, and Completing while `in_chain`).
+    chain_next: u32,
+    entry: Entry<C, N>,
+}
+
+impl<C, N> Slot<C, N> {
+    pub(crate) const fn state(&self) -> SlotState {
+        self.entry.state()
+    }
+
+    fn endpoint(&self) -> Option<EndpointHandle> {
+        match &self.entry {
+            Entry::Pended { facts, .. } => Some(facts.key.endpoint),
+            Entry::Completing { endpoint, in_chain: true, .. } => Some(*endpoint),
+            _ => None,
+        }
+    }
 }
 
 /// The result of winning a claim: everything the winner needs to complete outside the lock.
@@ -61,6 +140,17 @@ pub(crate) struct Claimed<C> {
     pub(crate) context: C,
     pub(crate) key: ConnectionKey,
     pub(crate) resolution: Resolution,
+}
+
+/// What became of a teardown's pended notification when it was registered with its wait.
+pub(crate) enum Registration<N> {
+    /// Completions are still in flight: the last of them completes the notification.
+    Waiting,
+    /// They had all finished: the notification is queued for deferred work
+    /// ([`PendTable::pop_ready`]).
+    Queued,
+    /// The anchor was not a wait (impossible by construction): complete it now.
+    Unexpected(N),
 }
 
 /// Why a verdict's id did not name a pended connection.
@@ -81,22 +171,35 @@ pub enum VerdictError {
 #[derive(Debug)]
 pub(crate) struct TableAllocError;
 
-pub(crate) struct PendTable<C> {
-    slots: Vec<Slot<C>>,
+pub(crate) struct PendTable<C, N> {
+    slots: Vec<Slot<C, N>>,
     free_head: u32,
-    by_endpoint: HashMap<EndpointHandle, u32, FixedState>,
+    /// Heads of the endpoint chains, indexed by the endpoint's hash.
+    buckets: Vec<u32>,
+    hasher: FixedState,
     age_head: u32,
     age_tail: u32,
     /// The oldest pended entry not yet delivered to user mode. Delivery takes entries in age order,
     /// so delivered entries always form a prefix of the age list and one cursor suffices.
     deliver_cursor: u32,
+    /// Notifications queued for deferred completion (retired anchors, oldest first).
+    ready_head: u32,
+    ready_tail: u32,
     /// Slots not Free.
     pub(crate) in_use: u32,
     pub(crate) reserved: u32,
     pub(crate) peak_in_use: u32,
 }
 
-impl<C> PendTable<C> {
+/// The generation after `generation` (0 is never issued, so a zero id is always unknown).
+const fn next_generation(generation: u32) -> u32 {
+    match generation.wrapping_add(1) {
+        0 => 1,
+        g => g,
+    }
+}
+
+impl<C, N> PendTable<C, N> {
     /// Allocates `capacity` slots and the endpoint index. IRQL: PASSIVE_LEVEL (driver start).
     pub(crate) fn try_new(capacity: u32, seed: u64) -> Result<Self, TableAllocError> {
         let len = capacity.min(NIL - 1) as usize;
@@ -105,27 +208,23 @@ impl<C> PendTable<C> {
         for index in 0..len as u32 {
             slots.push(Slot {
                 generation: 1,
-                state: SlotState::Free,
                 next: if index + 1 < len as u32 { index + 1 } else { NIL },
                 prev: NIL,
-                endpoint_next: NIL,
-                in_endpoint_chain: false,
-                teardown_waiting: false,
-                context: None,
-                facts: None,
+                chain_next: NIL,
+                entry: Entry::Free,
             });
         }
-        let mut by_endpoint = HashMap::with_hasher(FixedState::with_seed(seed));
-        // Twice the slots, so hashbrown never needs to grow (it rehashes in place while at most
-        // half full) and an insert never allocates.
-        by_endpoint.try_reserve(len.saturating_mul(2)).map_err(|_| TableAllocError)?;
+        let buckets = try_buckets(len).ok_or(TableAllocError)?;
         Ok(PendTable {
             slots,
             free_head: if len == 0 { NIL } else { 0 },
-            by_endpoint,
+            buckets,
+            hasher: FixedState::with_seed(seed),
             age_head: NIL,
             age_tail: NIL,
             deliver_cursor: NIL,
+            ready_head: NIL,
+            ready_tail: NIL,
             in_use: 0,
             reserved: 0,
             peak_in_use: 0,
@@ -136,12 +235,16 @@ impl<C> PendTable<C> {
         self.slots.len() as u32
     }
 
-    pub(crate) fn slot(&self, index: u32) -> Option<&Slot<C>> {
+    pub(crate) fn slot(&self, index: u32) -> Option<&Slot<C, N>> {
         self.slots.get(index as usize)
     }
 
-    fn slot_mut(&mut self, index: u32) -> Option<&mut Slot<C>> {
+    fn slot_mut(&mut self, index: u32) -> Option<&mut Slot<C, N>> {
         self.slots.get_mut(index as usize)
+    }
+
+    fn bucket_of(&self, endpoint: EndpointHandle) -> usize {
+        bucket(self.hasher.hash_one(endpoint), self.buckets.len())
     }
 
     /// Takes a free slot for a classify about to pend, or `None` when the table is full.
@@ -150,7 +253,7 @@ impl<C> PendTable<C> {
         let slot = self.slots.get_mut(index as usize)?;
         self.free_head = slot.next;
         slot.next = NIL;
-        slot.state = SlotState::Reserved;
+        slot.entry = Entry::Reserved;
         self.in_use += 1;
         self.reserved += 1;
         self.peak_in_use = self.peak_in_use.max(self.in_use);
@@ -159,7 +262,7 @@ impl<C> PendTable<C> {
 
     /// Returns a reserved slot whose pend failed.
     pub(crate) fn unreserve(&mut self, id: PendId) {
-        if self.slot(id.slot()).is_some_and(|s| s.state == SlotState::Reserved && s.generation == id.generation()) {
+        if self.slot(id.slot()).is_some_and(|s| s.state() == SlotState::Reserved && s.generation == id.generation()) {
             self.reserved -= 1;
             self.free(id.slot());
         }
@@ -169,25 +272,23 @@ impl<C> PendTable<C> {
     pub(crate) fn publish(&mut self, id: PendId, context: C, mut facts: EntryFacts) {
         let index = id.slot();
         let tail = self.age_tail;
-        if let Some(tail_slot) = self.slot(tail).and_then(|s| s.facts.as_ref()) {
+        if let Some(Entry::Pended { facts: tail_facts, .. }) = self.slot(tail).map(|s| &s.entry) {
             // Keep the age list ordered even if two CPUs read the clock in the other order.
-            facts.pended_at = facts.pended_at.max(tail_slot.pended_at);
+            facts.pended_at = facts.pended_at.max(tail_facts.pended_at);
         }
-        let endpoint = facts.key.endpoint;
-        let chain_head = self.by_endpoint.get(&endpoint).copied().unwrap_or(NIL);
+        let bucket = self.bucket_of(facts.key.endpoint);
+        let Some(chain_head) = self.buckets.get(bucket).copied() else { return };
         let Some(slot) = self.slot_mut(index) else { return };
-        if slot.state != SlotState::Reserved || slot.generation != id.generation() {
+        if slot.state() != SlotState::Reserved || slot.generation != id.generation() {
             return;
         }
-        slot.state = SlotState::Pended;
-        slot.context = Some(context);
-        slot.facts = Some(facts);
-        slot.teardown_waiting = false;
+        slot.entry = Entry::Pended { context, facts };
         slot.prev = tail;
         slot.next = NIL;
-        slot.endpoint_next = chain_head;
-        slot.in_endpoint_chain = true;
-        self.by_endpoint.insert(endpoint, index);
+        slot.chain_next = chain_head;
+        if let Some(head) = self.buckets.get_mut(bucket) {
+            *head = index;
+        }
         match self.slot_mut(tail) {
             Some(tail_slot) => tail_slot.next = index,
             None => self.age_head = index,
@@ -211,10 +312,10 @@ impl<C> PendTable<C> {
             let age = slot.generation.wrapping_sub(id.generation());
             return Err(if age < (1 << 31) { VerdictError::LateVerdict } else { VerdictError::UnknownId });
         }
-        match slot.state {
+        match slot.state() {
             SlotState::Pended => {}
             SlotState::Completing => return Err(VerdictError::BeingResolved),
-            SlotState::Reserved | SlotState::Free => return Err(VerdictError::UnknownId),
+            SlotState::Reserved | SlotState::Free | SlotState::Retired => return Err(VerdictError::UnknownId),
         }
         self.claim_slot(id.slot(), resolution).ok_or(VerdictError::UnknownId)
     }
@@ -222,18 +323,25 @@ impl<C> PendTable<C> {
     /// Claims the oldest pended entry (timeout, service cleanup, unload sweeps).
     pub(crate) fn oldest(&self) -> Option<(u32, Ticks)> {
         let slot = self.slot(self.age_head)?;
-        Some((self.age_head, slot.facts.as_ref().map_or(Ticks(0), |f| f.pended_at)))
+        let pended_at = match &slot.entry {
+            Entry::Pended { facts, .. } => facts.pended_at,
+            _ => Ticks(0),
+        };
+        Some((self.age_head, pended_at))
     }
 
-    /// The claim itself. `None` if the slot is not Pended.
+    /// The claim itself. `None` if the slot is not Pended. The connection's facts (and its
+    /// app-path copy) are dropped here: a Completing entry needs only its endpoint.
     pub(crate) fn claim_slot(&mut self, index: u32, resolution: Resolution) -> Option<Claimed<C>> {
         let slot = self.slot_mut(index)?;
-        if slot.state != SlotState::Pended {
+        let key = match &slot.entry {
+            Entry::Pended { facts, .. } => facts.key,
+            _ => return None,
+        };
+        let completing = Entry::Completing { endpoint: key.endpoint, in_chain: true, anchor: NIL };
+        let Entry::Pended { context, facts: _ } = core::mem::replace(&mut slot.entry, completing) else {
             return None;
-        }
-        let context = slot.context.take()?;
-        let key = slot.facts.as_ref()?.key;
-        slot.state = SlotState::Completing;
+        };
         let id = PendId::new(index, slot.generation);
         self.unlink_age(index);
         Some(Claimed { id, context, key, resolution })
@@ -241,50 +349,167 @@ impl<C> PendTable<C> {
 
     /// The first Pended entry on `endpoint`'s chain, and how many of its entries are Completing.
     pub(crate) fn scan_endpoint(&self, endpoint: EndpointHandle) -> (Option<u32>, u32) {
-        let mut index = self.by_endpoint.get(&endpoint).copied().unwrap_or(NIL);
+        let mut index = self.buckets.get(self.bucket_of(endpoint)).copied().unwrap_or(NIL);
         let mut completing = 0;
         while let Some(slot) = self.slot(index) {
-            match slot.state {
-                SlotState::Pended => return (Some(index), completing),
-                SlotState::Completing => completing += 1,
-                SlotState::Reserved | SlotState::Free => {}
+            if slot.endpoint() == Some(endpoint) {
+                match slot.state() {
+                    SlotState::Pended => return (Some(index), completing),
+                    SlotState::Completing => completing += 1,
+                    SlotState::Reserved | SlotState::Free | SlotState::Retired => {}
+                }
             }
-            index = slot.endpoint_next;
+            index = slot.chain_next;
         }
         (None, completing)
     }
 
-    /// Detaches `endpoint`'s chain (its teardown): no lookup by endpoint finds these entries again.
-    /// Marks every Completing one `teardown_waiting` and returns how many there are.
-    pub(crate) fn detach_endpoint(&mut self, endpoint: EndpointHandle) -> u32 {
-        let mut index = self.by_endpoint.remove(&endpoint).unwrap_or(NIL);
-        let mut waiting = 0;
+    /// Detaches `endpoint`'s Completing entries (its teardown): no lookup by endpoint finds them
+    /// again. If there are any, the first becomes the anchor of a new wait for all of them, and
+    /// its index is returned; `None` if no completion is in flight.
+    pub(crate) fn detach_endpoint(&mut self, endpoint: EndpointHandle) -> Option<u32> {
+        let bucket = self.bucket_of(endpoint);
+        let mut index = self.buckets.get(bucket).copied().unwrap_or(NIL);
+        let (mut prev, mut anchor, mut outstanding) = (NIL, NIL, 0_u32);
         while let Some(slot) = self.slot_mut(index) {
-            slot.in_endpoint_chain = false;
-            if slot.state == SlotState::Completing {
-                slot.teardown_waiting = true;
-                waiting += 1;
+            let next = slot.chain_next;
+            let member = match &mut slot.entry {
+                Entry::Completing { endpoint: own, in_chain, anchor: waits_on } if *own == endpoint && *in_chain => {
+                    if anchor == NIL {
+                        anchor = index;
+                    }
+                    *in_chain = false;
+                    *waits_on = anchor;
+                    true
+                }
+                _ => false,
+            };
+            if member {
+                slot.chain_next = NIL;
+                match self.slot_mut(prev) {
+                    Some(prev) => prev.chain_next = next,
+                    None => {
+                        if let Some(head) = self.buckets.get_mut(bucket) {
+                            *head = next;
+                        }
+                    }
+                }
+                outstanding += 1;
+            } else {
+                prev = index;
             }
-            index = core::mem::replace(&mut slot.endpoint_next, NIL);
+            index = next;
         }
-        waiting
+        let slot = self.slot_mut(anchor)?;
+        slot.entry = Entry::Anchor { in_flight: true, wait: Wait { outstanding, registered: false, pend: None } };
+        Some(anchor)
     }
 
-    /// Completing → Free after the completion returned. Returns the endpoint if its teardown was
-    /// waiting for this completion.
-    pub(crate) fn finish(&mut self, id: PendId) -> Option<EndpointHandle> {
+    /// Completing → Free after the completion returned (an anchor is retired instead, keeping its
+    /// wait). Returns the pended teardown notification to complete now, if this was the last
+    /// completion a registered wait was waiting for.
+    pub(crate) fn finish(&mut self, id: PendId) -> Option<N> {
         let index = id.slot();
-        let slot = self.slot(index)?;
-        if slot.state != SlotState::Completing || slot.generation != id.generation() {
+        let slot = self.slot_mut(index)?;
+        if slot.generation != id.generation() {
             return None;
         }
-        let waited = slot.teardown_waiting;
-        let endpoint = slot.facts.as_ref().map(|f| f.key.endpoint);
-        if let (true, Some(endpoint)) = (slot.in_endpoint_chain, endpoint) {
-            self.unlink_endpoint(endpoint, index);
+        match &mut slot.entry {
+            Entry::Completing { endpoint, in_chain, anchor } => {
+                let (endpoint, in_chain, anchor) = (*endpoint, *in_chain, *anchor);
+                if in_chain {
+                    self.unlink_chain(endpoint, index);
+                }
+                self.free(index);
+                self.wait_finished(anchor)
+            }
+            Entry::Anchor { in_flight: in_flight @ true, .. } => {
+                // Its id dies now; the slot keeps the wait until the wait is resolved.
+                *in_flight = false;
+                slot.generation = next_generation(slot.generation);
+                self.wait_finished(index)
+            }
+            _ => None,
+        }
+    }
+
+    /// One completion `anchor`'s wait was waiting for has finished. If it was the last and the
+    /// wait is registered, the wait is resolved: the anchor is freed and its notification returned.
+    fn wait_finished(&mut self, anchor: u32) -> Option<N> {
+        let slot = self.slot_mut(anchor)?;
+        let Entry::Anchor { in_flight, wait } = &mut slot.entry else { return None };
+        wait.outstanding = wait.outstanding.saturating_sub(1);
+        if wait.outstanding > 0 || !wait.registered || *in_flight {
+            return None;
+        }
+        let pend = wait.pend.take();
+        self.free(anchor);
+        pend
+    }
+
+    /// The teardown pended its notification: hand it to the wait. IRQL: ≤ DISPATCH_LEVEL.
+    pub(crate) fn register_wait(&mut self, anchor: u32, pend: N) -> Registration<N> {
+        let tail = self.ready_tail;
+        let Some(slot) = self.slot_mut(anchor) else { return Registration::Unexpected(pend) };
+        match &mut slot.entry {
+            Entry::Anchor { wait, .. } if wait.outstanding > 0 => {
+                wait.registered = true;
+                wait.pend = Some(pend);
+                Registration::Waiting
+            }
+            Entry::Anchor { in_flight: false, .. } => {
+                // They all finished while the notification was being pended: it must not be
+                // completed from the classifyFn that pended it, so deferred work does it.
+                slot.entry = Entry::Ready(pend);
+                slot.next = NIL;
+                match self.slot_mut(tail) {
+                    Some(tail) => tail.next = anchor,
+                    None => self.ready_head = anchor,
+                }
+                self.ready_tail = anchor;
+                Registration::Queued
+            }
+            _ => Registration::Unexpected(pend),
+        }
+    }
+
+    /// Completions `anchor`'s wait still waits for (0 if it is not a wait).
+    pub(crate) fn wait_outstanding(&self, anchor: u32) -> u32 {
+        match self.slot(anchor).map(|slot| &slot.entry) {
+            Some(Entry::Anchor { wait, .. }) => wait.outstanding,
+            _ => 0,
+        }
+    }
+
+    /// The teardown stops waiting (its notification could not be pended; it returns now): if
+    /// completions are still in flight the last of them frees the anchor, otherwise it is freed
+    /// now.
+    pub(crate) fn abandon_wait(&mut self, anchor: u32) {
+        let Some(slot) = self.slot_mut(anchor) else { return };
+        let Entry::Anchor { in_flight, wait } = &mut slot.entry else { return };
+        if wait.outstanding > 0 || *in_flight {
+            wait.registered = true;
+            wait.pend = None;
+        } else {
+            self.free(anchor);
+        }
+    }
+
+    /// The oldest notification queued for deferred completion; frees its slot.
+    pub(crate) fn pop_ready(&mut self) -> Option<N> {
+        let index = self.ready_head;
+        let slot = self.slot_mut(index)?;
+        if !matches!(slot.entry, Entry::Ready(_)) {
+            return None;
+        }
+        let next = slot.next;
+        let Entry::Ready(pend) = core::mem::replace(&mut slot.entry, Entry::Free) else { return None };
+        self.ready_head = next;
+        if next == NIL {
+            self.ready_tail = NIL;
         }
         self.free(index);
-        if waited { endpoint } else { None }
+        Some(pend)
     }
 
     /// Visits up to `max` undelivered entries in age order, marking each delivered if `visit`
@@ -293,8 +518,8 @@ impl<C> PendTable<C> {
         let mut delivered = 0;
         while delivered < max {
             let index = self.deliver_cursor;
-            let Some(slot) = self.slots.get_mut(index as usize) else { break };
-            let Some(facts) = slot.facts.as_ref() else { break };
+            let Some(slot) = self.slots.get(index as usize) else { break };
+            let Entry::Pended { facts, .. } = &slot.entry else { break };
             if !visit(PendId::new(index, slot.generation), facts) {
                 break;
             }
@@ -329,45 +554,34 @@ impl<C> PendTable<C> {
         }
     }
 
-    fn unlink_endpoint(&mut self, endpoint: EndpointHandle, index: u32) {
-        let next = self.slot(index).map_or(NIL, |s| s.endpoint_next);
+    /// Takes slot `index` off `endpoint`'s bucket chain.
+    fn unlink_chain(&mut self, endpoint: EndpointHandle, index: u32) {
+        let next = self.slot(index).map_or(NIL, |s| s.chain_next);
         if let Some(slot) = self.slot_mut(index) {
-            slot.in_endpoint_chain = false;
-            slot.endpoint_next = NIL;
+            slot.chain_next = NIL;
         }
-        let Some(head) = self.by_endpoint.get_mut(&endpoint) else { return };
+        let bucket = self.bucket_of(endpoint);
+        let Some(head) = self.buckets.get_mut(bucket) else { return };
         if *head == index {
-            if next == NIL {
-                self.by_endpoint.remove(&endpoint);
-            } else {
-                *head = next;
-            }
+            *head = next;
             return;
         }
         let mut cursor = *head;
         while let Some(slot) = self.slots.get_mut(cursor as usize) {
-            if slot.endpoint_next == index {
-                slot.endpoint_next = next;
+            if slot.chain_next == index {
+                slot.chain_next = next;
                 return;
             }
-            cursor = slot.endpoint_next;
+            cursor = slot.chain_next;
         }
     }
 
     fn free(&mut self, index: u32) {
         let free_head = self.free_head;
         let Some(slot) = self.slot_mut(index) else { return };
-        slot.state = SlotState::Free;
-        // Generation 0 is never issued, so a zero id is always unknown.
-        slot.generation = match slot.generation.wrapping_add(1) {
-            0 => 1,
-            g => g,
-        };
-        slot.context = None;
-        slot.facts = None;
-        slot.teardown_waiting = false;
-        slot.in_endpoint_chain = false;
-        slot.endpoint_next = NIL;
+        slot.entry = Entry::Free;
+        slot.generation = next_generation(slot.generation);
+        slot.chain_next = NIL;
         slot.prev = NIL;
         slot.next = free_head;
         self.free_head = index;
@@ -381,15 +595,18 @@ impl<C> PendTable<C> {
         C: Copy,
     {
         let slot = self.slot(id.slot())?;
-        if slot.generation != id.generation() || slot.state != SlotState::Pended {
+        if slot.generation != id.generation() {
             return None;
         }
-        Some((slot.context?, slot.facts.as_ref()?.key))
+        match &slot.entry {
+            Entry::Pended { context, facts } => Some((*context, facts.key)),
+            _ => None,
+        }
     }
 
-    /// Number of Pended (unclaimed) entries. O(n); for checks and statistics, not hot paths.
+    /// Number of entries in `state`. O(n); for checks and statistics, not hot paths.
     pub(crate) fn count_in_state(&self, state: SlotState) -> u32 {
-        self.slots.iter().filter(|s| s.state == state).count() as u32
+        self.slots.iter().filter(|s| s.state() == state).count() as u32
     }
 }
 
@@ -399,6 +616,9 @@ mod tests {
 
     use super::*;
     use crate::types::PendLayer;
+
+    /// Contexts are numbers, notifications are names.
+    type Table = PendTable<u32, &'static str>;
 
     fn facts(endpoint: u64) -> EntryFacts {
         EntryFacts {
@@ -413,12 +633,12 @@ mod tests {
             local_address: [10, 0, 0, 1].into(),
             local_port: 1234,
             process_id: 1,
-            app_path: Vec::new(),
+            app_path: Box::default(),
             pended_at: Ticks(0),
         }
     }
 
-    fn pended(table: &mut PendTable<u32>, endpoint: u64, context: u32) -> PendId {
+    fn pended(table: &mut Table, endpoint: u64, context: u32) -> PendId {
         let id = table.reserve().unwrap();
         table.publish(id, context, facts(endpoint));
         id
@@ -426,7 +646,7 @@ mod tests {
 
     #[test]
     fn ids_are_checked_and_die_with_their_entry() {
-        let mut table = PendTable::<u32>::try_new(2, 0).unwrap();
+        let mut table = Table::try_new(2, 0).unwrap();
         let id = pended(&mut table, 1, 10);
         assert_eq!(table.claim_by_id(PendId::from_raw(0), Resolution::Verdict).err(), Some(VerdictError::UnknownId));
         let forged = PendId::new(id.slot(), id.generation() + 5);
@@ -447,7 +667,7 @@ mod tests {
 
     #[test]
     fn reserved_entries_are_invisible_until_published() {
-        let mut table = PendTable::<u32>::try_new(1, 0).unwrap();
+        let mut table = Table::try_new(1, 0).unwrap();
         let id = table.reserve().unwrap();
         assert!(table.reserve().is_none(), "capacity is a hard ceiling");
         assert_eq!(table.claim_by_id(id, Resolution::Verdict).err(), Some(VerdictError::UnknownId));
@@ -458,8 +678,8 @@ mod tests {
     }
 
     #[test]
-    fn teardown_detaches_and_counts_in_flight() {
-        let mut table = PendTable::<u32>::try_new(4, 0).unwrap();
+    fn teardown_detaches_and_waits_for_in_flight() {
+        let mut table = Table::try_new(4, 0).unwrap();
         let a = pended(&mut table, 1, 1);
         let _b = pended(&mut table, 1, 2);
         let c = pended(&mut table, 2, 3);
@@ -468,17 +688,113 @@ mod tests {
         let other = table.claim_slot(next.unwrap(), Resolution::Teardown).unwrap();
         assert_eq!(table.finish(other.id), None);
         assert_eq!(table.scan_endpoint(EndpointHandle(1)), (None, 1), "one completion still in flight");
-        assert_eq!(table.detach_endpoint(EndpointHandle(1)), 1);
+        let anchor = table.detach_endpoint(EndpointHandle(1)).unwrap();
+        assert_eq!(anchor, a.slot(), "the in-flight slot anchors the wait");
+        assert_eq!(table.wait_outstanding(anchor), 1);
         assert_eq!(table.scan_endpoint(EndpointHandle(1)), (None, 0));
-        // The in-flight completion's finish reports the waiting teardown.
-        assert_eq!(table.finish(claimed.id), Some(EndpointHandle(1)));
+        assert_eq!(table.detach_endpoint(EndpointHandle(1)), None, "nothing left to wait for");
+        assert!(matches!(table.register_wait(anchor, "closure 1"), Registration::Waiting));
+        // The in-flight completion's finish hands back the waiting notification and frees all.
+        assert_eq!(table.finish(claimed.id), Some("closure 1"));
+        assert_eq!(table.in_use, 1);
         // Endpoint 2 is untouched.
         assert_eq!(table.scan_endpoint(EndpointHandle(2)).0, Some(c.slot()));
     }
 
     #[test]
+    fn an_anchor_that_finishes_first_is_retired_until_the_wait_resolves() {
+        let mut table = Table::try_new(4, 0).unwrap();
+        let ids = [pended(&mut table, 7, 1), pended(&mut table, 7, 2), pended(&mut table, 7, 3)];
+        let claims: Vec<_> = ids.iter().map(|&id| table.claim_by_id(id, Resolution::Verdict).unwrap()).collect();
+        let anchor = table.detach_endpoint(EndpointHandle(7)).unwrap();
+        assert_eq!(table.wait_outstanding(anchor), 3);
+        let anchor_claim = claims.iter().find(|claim| claim.id.slot() == anchor).unwrap();
+        // The anchor's own completion finishes first: its id dies, its slot stays (retired).
+        assert_eq!(table.finish(anchor_claim.id), None);
+        assert_eq!(table.claim_by_id(anchor_claim.id, Resolution::Verdict).err(), Some(VerdictError::LateVerdict));
+        assert_eq!(table.count_in_state(SlotState::Retired), 1);
+        assert_eq!(table.in_use, 3, "a retired anchor is in use");
+        assert!(matches!(table.register_wait(anchor, "closure"), Registration::Waiting));
+        let mut notified = Vec::new();
+        for claim in claims.iter().filter(|claim| claim.id.slot() != anchor) {
+            notified.extend(table.finish(claim.id));
+        }
+        assert_eq!(notified, ["closure"], "the last completion completes the notification, once");
+        assert_eq!(table.in_use, 0);
+        assert_eq!(table.count_in_state(SlotState::Free), 4);
+    }
+
+    #[test]
+    fn a_notification_pended_after_the_last_completion_is_queued() {
+        let mut table = Table::try_new(2, 0).unwrap();
+        let id = pended(&mut table, 9, 1);
+        let claim = table.claim_by_id(id, Resolution::Verdict).unwrap();
+        let anchor = table.detach_endpoint(EndpointHandle(9)).unwrap();
+        // The completion finishes before the teardown has pended its notification.
+        assert_eq!(table.finish(claim.id), None);
+        assert_eq!(table.wait_outstanding(anchor), 0);
+        assert!(matches!(table.register_wait(anchor, "late"), Registration::Queued));
+        assert_eq!(table.in_use, 1, "held until deferred work completes it");
+        assert_eq!(table.pop_ready(), Some("late"));
+        assert_eq!(table.pop_ready(), None);
+        assert_eq!(table.in_use, 0);
+    }
+
+    #[test]
+    fn an_abandoned_wait_is_freed_by_whoever_comes_last() {
+        // Abandoned while the completion is in flight: its finish frees everything, no notification.
+        let mut table = Table::try_new(2, 0).unwrap();
+        let id = pended(&mut table, 5, 1);
+        let claim = table.claim_by_id(id, Resolution::Verdict).unwrap();
+        let anchor = table.detach_endpoint(EndpointHandle(5)).unwrap();
+        table.abandon_wait(anchor);
+        assert_eq!(table.finish(claim.id), None);
+        assert_eq!(table.in_use, 0);
+        // Abandoned after it finished: freed at once.
+        let id = pended(&mut table, 5, 2);
+        let claim = table.claim_by_id(id, Resolution::Verdict).unwrap();
+        let anchor = table.detach_endpoint(EndpointHandle(5)).unwrap();
+        assert_eq!(table.finish(claim.id), None);
+        assert_eq!(table.in_use, 1);
+        table.abandon_wait(anchor);
+        assert_eq!(table.in_use, 0);
+        assert_eq!(table.count_in_state(SlotState::Free), 2);
+    }
+
+    #[test]
+    fn endpoints_sharing_buckets_stay_apart() {
+        // 64 slots, 64 buckets, 200 endpoints: chains mix endpoints.
+        let mut table = Table::try_new(64, 3).unwrap();
+        let mut live = Vec::new();
+        for round in 0..200_u64 {
+            let endpoint = round % 50;
+            live.push((endpoint, pended(&mut table, endpoint, round as u32)));
+            if live.len() == 64 {
+                // Tear down the endpoint of the oldest: every entry of it, and nothing else.
+                let (victim, _) = *live.first().unwrap();
+                while let (Some(index), _) = table.scan_endpoint(EndpointHandle(victim)) {
+                    let claim = table.claim_slot(index, Resolution::Teardown).unwrap();
+                    assert_eq!(table.finish(claim.id), None);
+                }
+                assert_eq!(table.detach_endpoint(EndpointHandle(victim)), None);
+                live.retain(|&(endpoint, _)| endpoint != victim);
+                assert_eq!(table.in_use as usize, live.len());
+            }
+        }
+        for &(endpoint, id) in &live {
+            let claim = table.claim_by_id(id, Resolution::Verdict).unwrap();
+            assert_eq!(claim.key.endpoint, EndpointHandle(endpoint));
+            assert_eq!(table.finish(claim.id), None);
+        }
+        for endpoint in 0..50 {
+            assert_eq!(table.scan_endpoint(EndpointHandle(endpoint)), (None, 0));
+        }
+        assert_eq!(table.in_use, 0);
+    }
+
+    #[test]
     fn delivery_follows_age_order_and_skips_resolved() {
-        let mut table = PendTable::<u32>::try_new(4, 0).unwrap();
+        let mut table = Table::try_new(4, 0).unwrap();
         let a = pended(&mut table, 1, 1);
         let b = pended(&mut table, 2, 2);
         let c = pended(&mut table, 3, 3);
