@@ -134,10 +134,9 @@ impl PerEntry {
     }
 }
 
-/// The capacities measured: the default table (4,096) and cache (16,384), powers of two, and the
-/// capacities just above the points where a power-of-two bucket count doubles (the worst case for
-/// a hash table reserved to twice its entries).
-pub const CAPACITIES: [u32; 10] = [1_000, 1_025, 2_341, 4_096, 4_682, 16_384, 18_725, 65_536, 100_000, 1_000_000];
+/// The capacities measured: the defaults (table 4,096, cache 16,384), other powers of two, and one
+/// past each of them, where the power-of-two bucket arrays double (the worst case per entry).
+pub const CAPACITIES: [u32; 10] = [1_000, 4_096, 4_097, 16_384, 16_385, 65_536, 65_537, 100_000, 1_000_000, 1_048_577];
 
 /// Bytes per pend-table entry at each of [`CAPACITIES`].
 #[must_use]
