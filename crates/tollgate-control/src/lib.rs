@@ -40,9 +40,9 @@ use tollgate_core::stream::{BlocklistError, DomainBlocklist, DomainSet, FlowTabl
 use tollgate_core::{Core, CoreError, Platform};
 use tollgate_protocol::error::{STATUS_IMPLEMENTATION_LIMIT, STATUS_INVALID_BUFFER_SIZE, STATUS_INVALID_PARAMETER};
 use tollgate_protocol::{
-    BatchWriter, DriverLimits, HelloReply, Ioctl, MAX_BATCH_RECORDS, ProtocolError, StreamEventWriter, VerdictResult,
-    decode_blocklist, decode_config, decode_hello_request, encode_config, encode_hello_reply, encode_stats,
-    respond_to_verdicts,
+    BatchWriter, DeviceStats, DriverLimits, HelloReply, Ioctl, MAX_BATCH_RECORDS, ProtocolError, StreamEventWriter,
+    VerdictResult, decode_blocklist, decode_config, decode_hello_request, encode_config, encode_hello_reply,
+    encode_stats, respond_to_verdicts,
 };
 
 /// `STATUS_SHARING_VIOLATION`: another handle is the verdict service (ntstatus.h).
@@ -89,25 +89,36 @@ impl<P: Platform> Copy for StreamParts<'_, P> {}
 pub struct ControlDevice<'a, P: Platform> {
     core: &'a Core<P>,
     stream: StreamParts<'a, P>,
-    /// The verdict service's handle, or 0.
-    service: &'a AtomicU64,
+    /// The service role and the device's counters.
+    slot: &'a ServiceSlot,
 }
 
 /// Where a [`ControlDevice`] keeps the service role (lives in the driver's device context).
 #[derive(Debug, Default)]
-pub struct ServiceSlot(AtomicU64);
+pub struct ServiceSlot {
+    /// The verdict service's handle, or 0.
+    holder: AtomicU64,
+    /// Requests completed with an error status (for `GET_STATS`).
+    rejected: AtomicU64,
+}
 
 impl ServiceSlot {
     /// No service yet.
     #[must_use]
     pub const fn new() -> ServiceSlot {
-        ServiceSlot(AtomicU64::new(0))
+        ServiceSlot { holder: AtomicU64::new(0), rejected: AtomicU64::new(0) }
     }
 
     /// Whether a handle holds the service role.
     #[must_use]
     pub fn is_claimed(&self) -> bool {
-        self.0.load(Ordering::Acquire) != 0
+        self.holder.load(Ordering::Acquire) != 0
+    }
+
+    /// Requests the device refused so far (malformed, wrong role, unknown code).
+    #[must_use]
+    pub fn rejected_ioctls(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
     }
 }
 
@@ -119,7 +130,7 @@ impl<'a, P: Platform> ControlDevice<'a, P> {
     /// The device over `core` and the stream callout's `stream` state, with its service role kept
     /// in `slot`.
     pub fn new(core: &'a Core<P>, stream: StreamParts<'a, P>, slot: &'a ServiceSlot) -> Self {
-        ControlDevice { core, stream, service: &slot.0 }
+        ControlDevice { core, stream, slot }
     }
 
     /// Whether a parked `GET_PENDED` would complete now: a connection is waiting to be delivered,
@@ -133,7 +144,7 @@ impl<'a, P: Platform> ControlDevice<'a, P> {
     /// `EvtFileCleanup`: if `file` is the verdict service, it is gone: every pend gets the default
     /// verdict. Returns how many pends that resolved.
     pub fn cleanup(&self, file: FileId) -> u32 {
-        if self.service.compare_exchange(file.0, 0, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+        if self.slot.holder.compare_exchange(file.0, 0, Ordering::AcqRel, Ordering::Acquire).is_ok() {
             self.core.detach_service()
         } else {
             0
@@ -145,11 +156,11 @@ impl<'a, P: Platform> ControlDevice<'a, P> {
         if file.0 == 0 {
             return Err(STATUS_INVALID_PARAMETER);
         }
-        match self.service.compare_exchange(0, file.0, Ordering::AcqRel, Ordering::Acquire) {
+        match self.slot.holder.compare_exchange(0, file.0, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => match self.core.attach_service() {
                 Ok(()) => Ok(()),
                 Err(error) => {
-                    self.service.store(0, Ordering::Release);
+                    self.slot.holder.store(0, Ordering::Release);
                     Err(match error {
                         CoreError::Unloading => STATUS_DELETE_PENDING,
                         _ => STATUS_SHARING_VIOLATION,
@@ -169,6 +180,21 @@ impl<'a, P: Platform> ControlDevice<'a, P> {
     /// malformed request, [`STATUS_SHARING_VIOLATION`] for a verdict-service IOCTL from another
     /// handle, [`STATUS_DELETE_PENDING`] while unloading. Nothing is changed on error.
     pub fn device_control(
+        &self,
+        file: FileId,
+        code: u32,
+        buffer: &mut [u8],
+        input_len: usize,
+        output_len: usize,
+    ) -> Result<Completion, i32> {
+        let result = self.dispatch(file, code, buffer, input_len, output_len);
+        if result.is_err() {
+            self.slot.rejected.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    fn dispatch(
         &self,
         file: FileId,
         code: u32,
@@ -214,7 +240,8 @@ impl<'a, P: Platform> ControlDevice<'a, P> {
             Ioctl::GetStats => {
                 let out = buffer.get_mut(..output_len).unwrap_or_default();
                 let stream = self.stream.flows.stats(self.stream.blocklist);
-                encode_stats(&self.core.stats(), &stream, out).map(Completion::Bytes).map_err(status)
+                let device = DeviceStats { rejected_ioctls: self.slot.rejected_ioctls() };
+                encode_stats(&self.core.stats(), &stream, &device, out).map(Completion::Bytes).map_err(status)
             }
             Ioctl::SetConfig => {
                 let config = decode_config(buffer.get(..input_len).unwrap_or_default()).map_err(status)?;

@@ -308,7 +308,7 @@ fn a_pushed_blocklist_drops_matching_flows_and_shows_in_the_stats() {
     assert_eq!(fixture.flows.facts(blocked).unwrap().verdict, StreamVerdict::Dropped);
     assert_eq!(fixture.flows.facts(fine).unwrap().verdict, StreamVerdict::Permitted);
     let stats = call(&device, SERVICE, IOCTL_TOLLGATE_GET_STATS, &[], STATS_MESSAGE_LEN).unwrap();
-    let (_, stream) = decode_stats(&stats).unwrap();
+    let (_, stream, _) = decode_stats(&stats).unwrap();
     assert_eq!((stream.blocklist_patterns, stream.blocklist_generation, stream.flows_dropped), (2, 1, 1));
     // An empty list clears it.
     assert_eq!(call(&device, OTHER, IOCTL_TOLLGATE_PUSH_BLOCKLIST, &blocklist_message(&[]), 0), Ok(Vec::new()));
@@ -356,4 +356,17 @@ fn a_parked_read_wakes_with_an_empty_batch_when_stream_events_wait() {
     assert!(decode_pended_batch(&buffer[..written]).unwrap().is_empty());
     call(&device, SERVICE, IOCTL_TOLLGATE_GET_STREAM_EVENTS, &[], MIN_GET_STREAM_EVENTS_OUTPUT).unwrap();
     assert!(!device.has_work());
+}
+
+#[test]
+fn refused_requests_are_counted_in_the_stats() {
+    let fixture = Fixture::new();
+    let device = fixture.device();
+    assert!(call(&device, SERVICE, 0x0022_0000, &[], 0).is_err());
+    assert!(call(&device, SERVICE, IOCTL_TOLLGATE_GET_PENDED, &[], 100).is_err());
+    call(&device, SERVICE, IOCTL_TOLLGATE_GET_PENDED, &[], MIN_GET_PENDED_OUTPUT).unwrap();
+    assert!(call(&device, OTHER, IOCTL_TOLLGATE_GET_PENDED, &[], MIN_GET_PENDED_OUTPUT).is_err());
+    assert_eq!(fixture.slot.rejected_ioctls(), 3);
+    let stats = call(&device, OTHER, IOCTL_TOLLGATE_GET_STATS, &[], STATS_MESSAGE_LEN).unwrap();
+    assert_eq!(decode_stats(&stats).unwrap().2.rejected_ioctls, 3);
 }

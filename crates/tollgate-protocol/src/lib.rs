@@ -103,7 +103,7 @@ pub use pended::{
     AppPath, BatchWriter, FLAG_PATH_TRUNCATED, MAX_APP_PATH_UNITS, MAX_PENDED_RECORD_LEN, MIN_GET_PENDED_OUTPUT,
     PENDED_FIXED_LEN, PendedBatch, PendedIter, PendedRecord, decode_pended_batch,
 };
-pub use stats::{STATS_BODY_LEN, STATS_MESSAGE_LEN, decode_stats, encode_stats};
+pub use stats::{DeviceStats, STATS_BODY_LEN, STATS_MESSAGE_LEN, decode_stats, encode_stats};
 pub use stream::{
     EVENT_FLAG_ALPN_TRUNCATED, EVENT_FLAG_FIRST_DATA, EVENT_FLAG_GREASE, EVENT_FLAG_TLS13, MAX_EVENT_NAMES,
     MAX_STREAM_EVENT_RECORD_LEN, MIN_GET_STREAM_EVENTS_OUTPUT, NAME_FLAG_TRUNCATED, STREAM_EVENT_FIXED_LEN,

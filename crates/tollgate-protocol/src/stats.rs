@@ -41,6 +41,7 @@
 //! | 216 | 8 | events_lost | stream events dropped: the event queue was full |
 //! | 224 | 8 | blocklist_patterns | patterns in the domain blocklist now |
 //! | 232 | 8 | blocklist_generation | blocklist replacements since the driver started |
+//! | 240 | 8 | rejected_ioctls | requests the control device refused (malformed, wrong role, unknown code) (S9) |
 //!
 //! Every bit pattern is a valid snapshot, so there is nothing to validate beyond the header.
 
@@ -50,9 +51,17 @@ use tollgate_core::stream::StreamStats;
 use crate::error::ProtocolError;
 use crate::header::{HEADER_LEN, MessageKind, read_single, write_single};
 
+/// The control device's own counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct DeviceStats {
+    /// Requests the control device completed with an error status: malformed buffers, a service
+    /// IOCTL from a handle that is not the service, unknown codes (S9).
+    pub rejected_ioctls: u64,
+}
+
 /// Size of the stats body: the core's snapshot (18 counters, 4 gauges), then the stream callout's
-/// 10 counters.
-pub const STATS_BODY_LEN: usize = 18 * 8 + 4 * 4 + 10 * 8;
+/// 10 counters, then the control device's 1.
+pub const STATS_BODY_LEN: usize = 18 * 8 + 4 * 4 + 10 * 8 + 8;
 /// Size of the whole stats message (the smallest `GET_STATS` output buffer).
 pub const STATS_MESSAGE_LEN: usize = HEADER_LEN + STATS_BODY_LEN;
 
@@ -61,7 +70,12 @@ pub const STATS_MESSAGE_LEN: usize = HEADER_LEN + STATS_BODY_LEN;
 /// # Errors
 /// [`ProtocolError::BufferTooSmall`] if `out` is shorter than [`STATS_MESSAGE_LEN`]; nothing is
 /// written.
-pub fn encode_stats(stats: &StatsSnapshot, stream: &StreamStats, out: &mut [u8]) -> Result<usize, ProtocolError> {
+pub fn encode_stats(
+    stats: &StatsSnapshot,
+    stream: &StreamStats,
+    device: &DeviceStats,
+    out: &mut [u8],
+) -> Result<usize, ProtocolError> {
     write_single(out, MessageKind::Stats, STATS_BODY_LEN, |w| {
         for counter in [
             stats.pended,
@@ -99,6 +113,7 @@ pub fn encode_stats(stats: &StatsSnapshot, stream: &StreamStats, out: &mut [u8])
             stream.events_lost,
             stream.blocklist_patterns,
             stream.blocklist_generation,
+            device.rejected_ioctls,
         ] {
             w.u64(counter)?;
         }
@@ -106,12 +121,13 @@ pub fn encode_stats(stats: &StatsSnapshot, stream: &StreamStats, out: &mut [u8])
     })
 }
 
-/// Decodes a stats reply: the core's snapshot and the stream callout's counters.
+/// Decodes a stats reply: the core's snapshot, the stream callout's counters and the control
+/// device's.
 ///
 /// # Errors
 /// Any header error; [`ProtocolError::CountMismatch`]; [`ProtocolError::LengthMismatch`] unless the
 /// message is exactly [`STATS_MESSAGE_LEN`] bytes.
-pub fn decode_stats(buf: &[u8]) -> Result<(StatsSnapshot, StreamStats), ProtocolError> {
+pub fn decode_stats(buf: &[u8]) -> Result<(StatsSnapshot, StreamStats, DeviceStats), ProtocolError> {
     let mut r = read_single(buf, MessageKind::Stats, STATS_BODY_LEN)?;
     let snapshot = StatsSnapshot {
         pended: r.u64()?,
@@ -149,5 +165,6 @@ pub fn decode_stats(buf: &[u8]) -> Result<(StatsSnapshot, StreamStats), Protocol
         blocklist_patterns: r.u64()?,
         blocklist_generation: r.u64()?,
     };
-    Ok((snapshot, stream))
+    let device = DeviceStats { rejected_ioctls: r.u64()? };
+    Ok((snapshot, stream, device))
 }

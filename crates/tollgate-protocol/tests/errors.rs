@@ -29,7 +29,7 @@ fn sample_conn(path_units: usize) -> OwnedConn {
 }
 
 fn stats_msg() -> Vec<u8> {
-    with(256, |b| encode_stats(&StatsSnapshot::default(), &StreamStats::default(), b))
+    with(264, |b| encode_stats(&StatsSnapshot::default(), &StreamStats::default(), &DeviceStats::default(), b))
 }
 
 /// A one-event batch (IPv4, one 15-byte SNI `www.example.com`, ALPN `h2`) whose record starts at
@@ -100,7 +100,8 @@ fn too_short() {
 #[test]
 fn buffer_too_small() {
     let mut small = [0u8; 100];
-    let e = encode_stats(&StatsSnapshot::default(), &StreamStats::default(), &mut small).unwrap_err();
+    let e = encode_stats(&StatsSnapshot::default(), &StreamStats::default(), &DeviceStats::default(), &mut small)
+        .unwrap_err();
     assert_eq!(e, ProtocolError::BufferTooSmall { needed: STATS_MESSAGE_LEN, available: 100 });
     assert_eq!(e.ntstatus(), STATUS_BUFFER_TOO_SMALL);
     assert!(small.iter().all(|&b| b == 0), "nothing written on failure");
@@ -292,9 +293,9 @@ fn ioctl_codes() {
 #[test]
 fn length_mismatch() {
     let mut m = stats_msg();
-    put_u32(&mut m, 8, 257);
+    put_u32(&mut m, 8, 265);
     let e = decode_stats(&m).unwrap_err();
-    assert_eq!(e, ProtocolError::LengthMismatch { declared: 257, actual: 256 });
+    assert_eq!(e, ProtocolError::LengthMismatch { declared: 265, actual: 264 });
     assert_eq!(e.ntstatus(), STATUS_INFO_LENGTH_MISMATCH);
     // Consistent header, but a body of the wrong size for the kind.
     let mut m = config_msg();
@@ -720,7 +721,7 @@ fn documented_sizes() {
     assert_eq!(MIN_GET_PENDED_OUTPUT, 16 + 2120);
     assert_eq!(VERDICT_RECORD_LEN, 16);
     assert_eq!(RESULT_RECORD_LEN, 16);
-    assert_eq!(STATS_MESSAGE_LEN, 16 + 240);
+    assert_eq!(STATS_MESSAGE_LEN, 16 + 248);
     assert_eq!(STREAM_EVENT_FIXED_LEN, 176);
     assert_eq!(STREAM_EVENT_NAME_HEADER_LEN, 4);
     assert_eq!(MAX_EVENT_NAMES, 2);

@@ -177,10 +177,11 @@ fn exhaustive_bit_flips() {
         (Kind::Results, encode_results(&outcomes)),
         (
             Kind::Stats,
-            with(256, |b| {
+            with(512, |b| {
                 tollgate_protocol::encode_stats(
                     &tollgate_core::StatsSnapshot::default(),
                     &tollgate_core::stream::StreamStats::default(),
+                    &tollgate_protocol::DeviceStats::default(),
                     b,
                 )
             }),

@@ -154,10 +154,11 @@ proptest! {
     }
 
     #[test]
-    fn stats_round_trip(s in stats(), st in stream_stats()) {
-        let bytes = with(256, |b| encode_stats(&s, &st, b));
+    fn stats_round_trip(s in stats(), st in stream_stats(), rejected in any::<u64>()) {
+        let device = tollgate_protocol::DeviceStats { rejected_ioctls: rejected };
+        let bytes = with(512, |b| encode_stats(&s, &st, &device, b));
         prop_assert_eq!(bytes.len(), tollgate_protocol::STATS_MESSAGE_LEN);
-        prop_assert_eq!(decode_stats(&bytes).unwrap(), (s, st));
+        prop_assert_eq!(decode_stats(&bytes).unwrap(), (s, st, device));
     }
 
     /// Every field of every event comes back (IPv4 and IPv6, 0 to 2 names, truncated names,

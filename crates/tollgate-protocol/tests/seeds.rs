@@ -105,6 +105,7 @@ fn message_seeds() -> Vec<(&'static str, Kind, Seeds)> {
         encode_stats(
             &StatsSnapshot { pended: 10, completed_by_verdict: 9, peak_entries: 3, ..StatsSnapshot::default() },
             &StreamStats { flows_tracked: 5, flows_named: 4, blocklist_patterns: 2, ..StreamStats::default() },
+            &tollgate_protocol::DeviceStats { rejected_ioctls: 1 },
             b,
         )
     });

@@ -26,6 +26,7 @@ use interprocess::local_socket::{ListenerNonblockingMode, ListenerOptions, Name,
 use serde::{Deserialize, Serialize};
 use tollgate_core::StatsSnapshot;
 use tollgate_core::stream::StreamStats;
+use tollgate_protocol::DeviceStats;
 
 use crate::records::Record;
 
@@ -45,7 +46,8 @@ pub enum Request {
 /// One of the driver's counters.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counter {
-    /// `pends`, `verdicts`, `inline` (decided in classifyFn), `teardown`, `table` or `stream`.
+    /// `pends`, `verdicts`, `inline` (decided in classifyFn), `teardown`, `table`, `stream` or
+    /// `device`.
     pub group: String,
     /// The counter's name.
     pub name: String,
@@ -83,8 +85,8 @@ pub struct StatsView {
 
 /// The driver's counters, named and grouped (what `stats` prints).
 #[must_use]
-pub fn counters(stats: &StatsSnapshot, stream: &StreamStats) -> Vec<Counter> {
-    let rows: [(&str, &str, u64); 32] = [
+pub fn counters(stats: &StatsSnapshot, stream: &StreamStats, device: &DeviceStats) -> Vec<Counter> {
+    let rows: [(&str, &str, u64); 33] = [
         ("pends", "pended", stats.pended),
         ("pends", "pended now", u64::from(stats.pended_now)),
         ("pends", "completed by verdict", stats.completed_by_verdict),
@@ -117,6 +119,7 @@ pub fn counters(stats: &StatsSnapshot, stream: &StreamStats) -> Vec<Counter> {
         ("stream", "events lost (queue full)", stream.events_lost),
         ("stream", "blocklist patterns", stream.blocklist_patterns),
         ("stream", "blocklist replacements", stream.blocklist_generation),
+        ("device", "requests refused (malformed, wrong role, unknown)", device.rejected_ioctls),
     ];
     rows.iter()
         .map(|(group, name, value)| Counter { group: (*group).to_owned(), name: (*name).to_owned(), value: *value })

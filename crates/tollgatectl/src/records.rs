@@ -21,6 +21,9 @@ use crate::service::Decided;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Record {
+    /// The service read a pended connection (on the control channel only: stdout has the
+    /// decision).
+    Pended(PendedRecord),
     /// A pended connection was decided.
     Decision(DecisionRecord),
     /// The stream callout reported a flow.
@@ -60,6 +63,25 @@ pub struct DecisionRecord {
     /// `being-resolved`, `unloading`, `unanswered`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<String>,
+}
+
+/// A connection the service read and is deciding.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendedRecord {
+    /// When the service read it.
+    pub time: String,
+    /// The pend id.
+    pub id: u64,
+    /// `connect` or `bind`.
+    pub layer: String,
+    /// The application's path.
+    pub app: String,
+    /// The process id.
+    pub pid: u64,
+    /// The protocol.
+    pub protocol: String,
+    /// The remote end, or `*` for a bind.
+    pub remote: String,
 }
 
 /// A flow event.
@@ -134,7 +156,36 @@ fn result_name(result: Option<VerdictResult>) -> Option<String> {
     }
 }
 
+fn layer_name(layer: PendLayer) -> String {
+    match layer {
+        PendLayer::AuthConnect => "connect",
+        PendLayer::ResourceAssignment => "bind",
+    }
+    .to_owned()
+}
+
+fn remote_of(decision: &Decided) -> String {
+    match decision.layer {
+        PendLayer::AuthConnect => decision.remote.to_string(),
+        PendLayer::ResourceAssignment => "*".to_owned(),
+    }
+}
+
 impl Record {
+    /// A connection read from the driver, before it is answered.
+    #[must_use]
+    pub fn pended(now: SystemTime, decision: &Decided) -> Record {
+        Record::Pended(PendedRecord {
+            time: timestamp(now),
+            id: decision.id,
+            layer: layer_name(decision.layer),
+            app: decision.app.clone(),
+            pid: decision.process_id,
+            protocol: protocol_name(decision.protocol),
+            remote: remote_of(decision),
+        })
+    }
+
     /// A decision, once the driver answered (`result`), or `unanswered` when the batch could not
     /// be submitted (`answered` false).
     #[must_use]
@@ -145,22 +196,14 @@ impl Record {
         answered: bool,
         result: Option<VerdictResult>,
     ) -> Record {
-        let remote = match decision.layer {
-            PendLayer::AuthConnect => decision.remote.to_string(),
-            PendLayer::ResourceAssignment => "*".to_owned(),
-        };
         Record::Decision(DecisionRecord {
             time: timestamp(now),
             id: decision.id,
-            layer: match decision.layer {
-                PendLayer::AuthConnect => "connect",
-                PendLayer::ResourceAssignment => "bind",
-            }
-            .to_owned(),
+            layer: layer_name(decision.layer),
             app: decision.app.clone(),
             pid: decision.process_id,
             protocol: protocol_name(decision.protocol),
-            remote,
+            remote: remote_of(decision),
             verdict: match decision.verdict {
                 Verdict::Permit => "allow",
                 Verdict::Block => "block",
@@ -241,6 +284,9 @@ impl Record {
     #[must_use]
     pub fn text(&self) -> String {
         match self {
+            Record::Pended(p) => {
+                format!("{} {} {} \"{}\" {}/{} pended", p.time, p.id, p.layer, p.app, p.remote, p.protocol)
+            }
             Record::Decision(d) => format!(
                 "{} {} {} \"{}\" {}/{} {} {}{}",
                 d.time,

@@ -333,12 +333,13 @@ impl Loop<'_> {
         self.config.run_for.is_some_and(|limit| self.started.elapsed() >= limit)
     }
 
-    /// Writes a record to stdout and to the watchers.
+    /// Writes a record to stdout and to the watchers (and, at debug level, to the log).
     fn emit(&mut self, record: &Record) {
         let line = match self.config.format {
             OutputFormat::Text => record.text(),
             OutputFormat::Json => record.json(),
         };
+        tracing::debug!(target: "tollgate::record", "{line}");
         let _ = writeln!(self.out, "{line}");
         if let Some(hub) = self.hub {
             hub.publish(record);
@@ -417,9 +418,9 @@ impl Loop<'_> {
         view.service.flow_events = self.flow_events;
         view.service.reloads = self.reloads;
         if self.connected
-            && let Ok((stats, stream)) = crate::service::read_stats(device)
+            && let Ok((stats, stream, refused)) = crate::service::read_stats(device)
         {
-            view.counters = hub::counters(&stats, &stream);
+            view.counters = hub::counters(&stats, &stream, &refused);
         }
         hub.set_stats(view);
     }
@@ -528,6 +529,12 @@ pub fn serve(
                 continue;
             }
             batches = batches.saturating_add(1);
+            if let Some(hub) = state.hub {
+                let now = SystemTime::now();
+                for decision in &decided {
+                    hub.publish(&Record::pended(now, decision));
+                }
+            }
             if !config.verdict_delay.is_zero() {
                 std::thread::sleep(config.verdict_delay);
             }

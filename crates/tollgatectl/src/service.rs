@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use tollgate_core::stream::{FlowEvent, StreamStats};
 use tollgate_core::{Direction, PendLayer, RuntimeConfig, StatsSnapshot, Ticks, Verdict};
 use tollgate_protocol::{
-    CAP_DOMAIN_BLOCKLIST, CAP_STREAM_EVENTS, CONFIG_MESSAGE_LEN, HelloRequest, IOCTL_TOLLGATE_GET_CONFIG,
+    CAP_DOMAIN_BLOCKLIST, CAP_STREAM_EVENTS, CONFIG_MESSAGE_LEN, DeviceStats, HelloRequest, IOCTL_TOLLGATE_GET_CONFIG,
     IOCTL_TOLLGATE_GET_PENDED, IOCTL_TOLLGATE_GET_STATS, IOCTL_TOLLGATE_GET_STREAM_EVENTS, IOCTL_TOLLGATE_HELLO,
     IOCTL_TOLLGATE_PUSH_BLOCKLIST, IOCTL_TOLLGATE_SET_CONFIG, IOCTL_TOLLGATE_SUBMIT_VERDICTS, MAX_BATCH_RECORDS,
     ProtocolError, STATS_MESSAGE_LEN, VerdictEntry, VerdictResult, decode_config, decode_hello_reply,
@@ -112,7 +112,7 @@ pub struct VerdictService {
 ///
 /// # Errors
 /// [`ServiceError`] when the read fails or the reply is malformed.
-pub fn read_stats(device: &dyn ControlDevice) -> Result<(StatsSnapshot, StreamStats), ServiceError> {
+pub fn read_stats(device: &dyn ControlDevice) -> Result<(StatsSnapshot, StreamStats, DeviceStats), ServiceError> {
     let mut reply = [0_u8; STATS_MESSAGE_LEN];
     let written = device.ioctl(IOCTL_TOLLGATE_GET_STATS, &[], &mut reply).map_err(ServiceError::Device)?;
     Ok(decode_stats(reply.get(..written).unwrap_or_default())?)

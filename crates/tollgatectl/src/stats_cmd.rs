@@ -65,13 +65,13 @@ pub fn view_from_device(device: &dyn ControlDevice) -> Result<StatsView, String>
     device.open().map_err(|status| format!("cannot open the driver: {}", crate::device::status::describe(status)))?;
     let result = read_stats(device);
     device.close();
-    let (stats, stream) = result.map_err(|error| format!("cannot read the driver's counters: {error}"))?;
+    let (stats, stream, refused) = result.map_err(|error| format!("cannot read the driver's counters: {error}"))?;
     Ok(StatsView {
         service: hub::ServiceState {
             rules: "(read from the driver, not the service)".to_owned(),
             ..Default::default()
         },
-        counters: hub::counters(&stats, &stream),
+        counters: hub::counters(&stats, &stream, &refused),
     })
 }
 

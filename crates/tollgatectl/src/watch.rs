@@ -88,6 +88,8 @@ pub fn watch_lines(reader: impl BufRead, out: &mut dyn Write, json: bool, count:
 /// The running totals the table's header shows.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Totals {
+    /// Connections the service read.
+    pub pended: u64,
     /// Decisions seen.
     pub decisions: u64,
     /// Of which allowed.
@@ -106,6 +108,7 @@ impl Totals {
     /// Counts `record`.
     pub fn add(&mut self, record: &Record) {
         match record {
+            Record::Pended(_) => self.pended = self.pended.saturating_add(1),
             Record::Decision(d) => {
                 self.decisions = self.decisions.saturating_add(1);
                 if d.verdict == "allow" {
@@ -131,6 +134,17 @@ impl Totals {
 pub fn row(record: &Record, width: usize) -> String {
     let clock = |time: &str| time.get(11..23).unwrap_or(time).to_owned();
     let line = match record {
+        Record::Pended(p) => {
+            let app = p.app.rsplit(['\\', '/']).next().unwrap_or(&p.app);
+            format!(
+                "{} {:<5} {:<7} {:<22} {:<28} (deciding)",
+                clock(&p.time),
+                "wait",
+                p.layer,
+                app,
+                format!("{}/{}", p.remote, p.protocol)
+            )
+        }
         Record::Decision(d) => {
             let app = d.app.rsplit(['\\', '/']).next().unwrap_or(&d.app);
             format!(
@@ -213,8 +227,14 @@ fn draw(mut out: &mut dyn Write, totals: &Totals, recent: &VecDeque<Record>) -> 
     let body = usize::from(rows).saturating_sub(4).max(1);
     queue!(&mut out, cursor::MoveTo(0, 0), terminal::Clear(terminal::ClearType::All))?;
     let header = format!(
-        "tollgatectl watch — decided {} (allow {}, block {}), flows {} (dropped {}), missed {}",
-        totals.decisions, totals.allowed, totals.blocked, totals.flows, totals.flows_dropped, totals.missed
+        "tollgatectl watch — read {}, decided {} (allow {}, block {}), flows {} (dropped {}), missed {}",
+        totals.pended,
+        totals.decisions,
+        totals.allowed,
+        totals.blocked,
+        totals.flows,
+        totals.flows_dropped,
+        totals.missed
     );
     writeln!(out, "{}\r", header.chars().take(width).collect::<String>())?;
     let columns_line =

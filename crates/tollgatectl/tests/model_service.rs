@@ -357,3 +357,35 @@ fn watch_and_stats_without_a_service_say_so() {
     assert_eq!(tollgatectl::stats_cmd::run(&stats, &mut out, &mut err), tollgatectl::stats_cmd::EXIT_UNAVAILABLE);
     assert!(String::from_utf8_lossy(&err).contains("no service on"));
 }
+
+#[test]
+fn a_watcher_sees_connections_while_they_are_decided_and_a_table_row_per_record() {
+    let model = live(200);
+    let rules = RuleSet::parse(RULES, "rules.toml").unwrap();
+    let config = ServeConfig { verdict_delay: Duration::from_millis(20), ..config(Duration::from_millis(1_500)) };
+    let running = start(model.clone(), rules, config, socket("pended"));
+    std::thread::sleep(Duration::from_millis(50));
+    let mut watcher = hub::connect(&running.socket, &Request::Watch).unwrap();
+    let pended = wait_for_record(&mut watcher, |record| matches!(record, Record::Pended(_)));
+    let Record::Pended(p) = &pended else { unreachable!() };
+    let id = p.id;
+    let decided = wait_for_record(&mut watcher, |record| matches!(record, Record::Decision(d) if d.id == id));
+    let mut totals = tollgatectl::watch::Totals::default();
+    totals.add(&pended);
+    totals.add(&decided);
+    assert_eq!((totals.pended, totals.decisions), (1, 1));
+    let row = tollgatectl::watch::row(&pended, 200);
+    assert!(row.contains("wait") && row.contains("(deciding)"), "{row}");
+    assert!(tollgatectl::watch::row(&decided, 200).contains(if let Record::Decision(d) = &decided {
+        &d.rule
+    } else {
+        ""
+    }));
+    assert!(tollgatectl::watch::row(&decided, 10).chars().count() <= 10, "rows fit the terminal");
+    drop(watcher);
+    let (end, out, _) = running.thread.join().unwrap();
+    assert_eq!(end, ServeEnd::LimitReached);
+    // stdout has decisions and flows, never the pended records (those are for watchers).
+    assert!(!records(&out).iter().any(|record| matches!(record, Record::Pended(_))));
+    assert_clean(&model);
+}

@@ -5,8 +5,8 @@ use libfuzzer_sys::fuzz_target;
 use tollgate_protocol::{decode_stats, encode_stats};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok((stats, stream)) = decode_stats(data) else { return };
+    let Ok((stats, stream, device)) = decode_stats(data) else { return };
     let mut out = vec![0u8; data.len()];
-    let len = encode_stats(&stats, &stream, &mut out).expect("same size");
+    let len = encode_stats(&stats, &stream, &device, &mut out).expect("same size");
     assert_eq!(&out[..len], data);
 });

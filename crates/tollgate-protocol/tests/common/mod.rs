@@ -564,8 +564,8 @@ pub fn reencode(kind: Kind, bytes: &[u8]) -> Result<Vec<u8>, ProtocolError> {
             writer.finish()
         }
         Kind::Stats => {
-            let (snapshot, stream) = decode_stats(bytes)?;
-            encode_stats(&snapshot, &stream, &mut out)?
+            let (snapshot, stream, device) = decode_stats(bytes)?;
+            encode_stats(&snapshot, &stream, &device, &mut out)?
         }
         Kind::Config => encode_config(&decode_config(bytes)?, &mut out)?,
         Kind::StreamEvents => {
@@ -641,7 +641,10 @@ pub fn any_message() -> impl Strategy<Value = (Kind, Vec<u8>)> {
         proptest::collection::vec(conn_with_path(40), 0..5).prop_map(|c| (Kind::Pended, encode_pended(&c))),
         proptest::collection::vec(verdict_entry(), 0..6).prop_map(|v| (Kind::Verdicts, encode_verdicts(&v))),
         proptest::collection::vec(outcome(), 0..6).prop_map(|o| (Kind::Results, encode_results(&o))),
-        (stats(), stream_stats()).prop_map(|(s, st)| (Kind::Stats, with(256, |b| encode_stats(&s, &st, b)))),
+        (stats(), stream_stats(), any::<u64>()).prop_map(|(s, st, r)| {
+            let device = tollgate_protocol::DeviceStats { rejected_ioctls: r };
+            (Kind::Stats, with(512, |b| encode_stats(&s, &st, &device, b)))
+        }),
         valid_config().prop_map(|c| (Kind::Config, with(64, |b| encode_config(&c, b)))),
         proptest::collection::vec(flow_event(), 0..3).prop_map(|e| (Kind::StreamEvents, encode_events(&e))),
         pattern_list(6).prop_map(|p| (Kind::Blocklist, encode_patterns(&p))),
