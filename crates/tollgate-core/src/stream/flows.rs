@@ -617,13 +617,13 @@ impl<L: RawSpinLock> FlowTable<L> {
         blocklist: &DomainBlocklist,
         copy: impl FnOnce(&mut [u8]) -> usize,
     ) -> StreamAction {
-        let begin = self.flows.with(|flows| Self::begin_segment(flows, id, segment, now));
-        let Begin::Copy { mut buffer, fill, want, parse_at, last_segment, blockable, ending } = begin else {
-            return match begin {
-                Begin::Answer(action) => action,
-                Begin::Copy { .. } => StreamAction::AllowConnection,
+        let (mut buffer, fill, want, parse_at, last_segment, blockable, ending) =
+            match self.flows.with(|flows| Self::begin_segment(flows, id, segment, now)) {
+                Begin::Answer(action) => return action,
+                Begin::Copy { buffer, fill, want, parse_at, last_segment, blockable, ending } => {
+                    (buffer, fill, want, parse_at, last_segment, blockable, ending)
+                }
             };
-        };
         // The only read of the segment's bytes, within classifyFn, into the flow's own buffer.
         let copied = if want == 0 {
             0
