@@ -278,6 +278,50 @@ fn planted_unload_that_ignores_reserved_is_caught() {
     let _ = pend_vs_unload(PlantedBug::UnloadIgnoresReserved);
 }
 
+/// Unload sweeps pends while teardown notifications still arrive (the shell's S5 order: pends
+/// first, filters after, so that no endpoint can be torn down unseen between the two). A closure
+/// that runs while the sweep's completion is in flight must wait for it (S2).
+fn closure_vs_unload_sweep(bug: PlantedBug) -> Seen {
+    let seen = Seen::default();
+    let record = seen.clone();
+    check(move || {
+        let core = new_core(bug);
+        pend(&core, E1).unwrap();
+        let unload = {
+            let core = core.clone();
+            thread::spawn(move || core.begin_unload())
+        };
+        match teardown(&core, E1, TeardownSource::EndpointClosure) {
+            TeardownOutcome::Done { completed: 1 } => record.saw("the closure completed the pend itself"),
+            TeardownOutcome::Done { .. } => record.saw("the sweep had already finished it"),
+            TeardownOutcome::NotificationPended { .. } => record.saw("the closure waited for the sweep's completion"),
+            TeardownOutcome::GaveUpWaiting { .. } => {}
+        }
+        let swept = unload.join().unwrap();
+        core.wait_for_callbacks();
+        assert_settled(&core, 1);
+        let stats = core.stats();
+        assert_eq!(stats.completed_by_unload + stats.completed_by_teardown, 1);
+        assert_eq!(u64::from(swept), stats.completed_by_unload);
+    });
+    seen
+}
+
+#[test]
+fn endpoint_closure_races_the_unload_sweep() {
+    closure_vs_unload_sweep(PlantedBug::None).assert_saw(&[
+        "the closure completed the pend itself",
+        "the sweep had already finished it",
+        "the closure waited for the sweep's completion",
+    ]);
+}
+
+#[test]
+#[should_panic(expected = "S2 violated")]
+fn planted_teardown_without_wait_is_caught_against_the_unload_sweep() {
+    let _ = closure_vs_unload_sweep(PlantedBug::TeardownDoesNotWait);
+}
+
 #[test]
 fn verdict_races_unload() {
     check(|| {
