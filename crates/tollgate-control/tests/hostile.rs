@@ -648,12 +648,6 @@ fn malformed_oversized_and_unsorted_blocklists_change_nothing() {
     for (what, input, status) in &cases {
         assert_eq!(call(&device, SERVICE, IOCTL_TOLLGATE_PUSH_BLOCKLIST, input, 0), Err(*status), "{what}");
     }
-    // More patterns than a list may hold.
-    let many: Vec<Vec<u8>> = (0..=MAX_BLOCKLIST_PATTERNS).map(|i| pattern(0, format!("{i:08}.e").as_bytes())).collect();
-    assert_eq!(
-        call(&device, SERVICE, IOCTL_TOLLGATE_PUSH_BLOCKLIST, &message(&many), 0),
-        Err(STATUS_IMPLEMENTATION_LIMIT)
-    );
     // A message over 4 MiB is refused on its length alone, before a byte is read.
     let mut huge = vec![0_u8; MAX_BLOCKLIST_MESSAGE_LEN + 1];
     assert_eq!(
@@ -664,6 +658,17 @@ fn malformed_oversized_and_unsorted_blocklists_change_nothing() {
     assert_eq!((fixture.blocklist.generation(), fixture.blocklist.len()), (generation, 2));
     let kept = identify(&fixture, 1, "x.ads.example");
     assert_eq!(fixture.flows.facts(kept).unwrap().verdict, StreamVerdict::Dropped);
+    // The pattern-count bound (65,536) takes too long to build under Miri, which runs the rest.
+    if cfg!(miri) {
+        return;
+    }
+    // More patterns than a list may hold.
+    let many: Vec<Vec<u8>> = (0..=MAX_BLOCKLIST_PATTERNS).map(|i| pattern(0, format!("{i:08}.e").as_bytes())).collect();
+    assert_eq!(
+        call(&device, SERVICE, IOCTL_TOLLGATE_PUSH_BLOCKLIST, &message(&many), 0),
+        Err(STATUS_IMPLEMENTATION_LIMIT)
+    );
+    assert_eq!(fixture.blocklist.generation(), generation);
     // The largest list the protocol allows is accepted.
     let most: Vec<Vec<u8>> = (0..MAX_BLOCKLIST_PATTERNS).map(|i| pattern(0, format!("{i:08}.e").as_bytes())).collect();
     assert_eq!(call(&device, SERVICE, IOCTL_TOLLGATE_PUSH_BLOCKLIST, &message(&most), 0), Ok(Vec::new()));
@@ -719,4 +724,39 @@ fn requests_during_unload_are_refused_and_every_pend_is_completed_once() {
     assert_eq!(fixture.core.stats().completed_by_unload, 4);
     fixture.assert_consistent();
     fixture.core.platform().assert_quiescent();
+}
+
+/// What a service sets with SET_CONFIG outlives it: after its cleanup, connections are decided
+/// inline (nothing is pended without a service) with the default verdict it last set, until a
+/// new service sets another or the driver is reloaded (fail-closed again). docs/security.md
+/// states this.
+#[test]
+fn the_default_verdict_a_service_set_outlives_it() {
+    let fixture = Fixture::new();
+    let device = fixture.device();
+    assert_eq!(fixture.pend(0x100, 10), Err(DecisionReason::NoService), "fail-closed before any service");
+    let open = RuntimeConfig { default_verdict: Verdict::Permit, pend_timeout: TIMEOUT, max_pended: 64 };
+    call(&device, SERVICE, IOCTL_TOLLGATE_SET_CONFIG, &config(open), 0).unwrap();
+    assert_eq!(device.cleanup(SERVICE), 0);
+    fixture.core.platform().endpoint_created(EndpointHandle(0x200));
+    let decision = fixture.core.classify(ClassifyRequest {
+        endpoint: EndpointHandle(0x200),
+        completion_handle: HostCompletionHandle { endpoint: EndpointHandle(0x200) },
+        is_reauthorization: false,
+        can_write_action: true,
+        facts: ConnectionFacts {
+            layer: PendLayer::AuthConnect,
+            protocol: 6,
+            direction: Direction::Outbound,
+            local_address: [10, 0, 0, 1].into(),
+            local_port: 5000,
+            remote_address: [203, 0, 113, 9].into(),
+            remote_port: 443,
+            process_id: 7,
+            app_path: &[],
+        },
+    });
+    assert_eq!(decision, ClassifyDecision::Decide { verdict: Verdict::Permit, reason: DecisionReason::NoService });
+    assert_eq!(fixture.core.runtime_config(), open);
+    fixture.finish(SERVICE);
 }
