@@ -32,7 +32,7 @@ pub enum PatternKind {
 }
 
 /// Why bytes are not a valid pattern name. Positions are byte offsets into the checked name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum NameError {
     /// No bytes at all.
     Empty,

@@ -105,6 +105,15 @@ impl Xorshift {
         (0..len).map(|_| self.next_u64() as u8).collect()
     }
 
+    /// A 32-byte random field (ClientHello `random`).
+    pub fn random32(&mut self) -> [u8; 32] {
+        let mut out = [0_u8; 32];
+        for (slot, byte) in out.iter_mut().zip(self.bytes(32)) {
+            *slot = byte;
+        }
+        out
+    }
+
     /// One of the sixteen GREASE values (RFC 8701).
     pub fn grease(&mut self) -> u16 {
         let nibble = self.below(16) as u16;
@@ -215,13 +224,9 @@ impl HelloBuilder {
         extensions.extend(shuffled);
         extensions.push((grease_ext_2, vec![0]));
 
-        let mut random = [0_u8; 32];
-        for (slot, byte) in random.iter_mut().zip(rng.bytes(32)) {
-            *slot = byte;
-        }
         HelloBuilder {
             legacy_version: 0x0303,
-            random,
+            random: rng.random32(),
             session_id: rng.bytes(32),
             cipher_suites,
             compression_methods: vec![0],
@@ -253,13 +258,9 @@ impl HelloBuilder {
             (ext::PSK_KEY_EXCHANGE_MODES, u8_prefixed(&[1])),
             (ext::KEY_SHARE, u16_prefixed(&key_shares)),
         ]);
-        let mut random = [0_u8; 32];
-        for (slot, byte) in random.iter_mut().zip(rng.bytes(32)) {
-            *slot = byte;
-        }
         HelloBuilder {
             legacy_version: 0x0303,
-            random,
+            random: rng.random32(),
             session_id: rng.bytes(32),
             cipher_suites: vec![0x1301, 0x1303, 0x1302, 0xc02b, 0xc02f, 0xcca9, 0xcca8],
             compression_methods: vec![0],

@@ -91,7 +91,7 @@ fn check_pattern(
     previous: Option<(PatternKind, &[u8])>,
 ) -> Result<(), ProtocolError> {
     let index = index_u32(index);
-    validate_canonical(pattern.1).map_err(|error| ProtocolError::BadPattern { index, issue: error.into() })?;
+    validate_canonical(pattern.1).map_err(|error| ProtocolError::BadPattern { index, issue: error })?;
     match previous.map(|previous| wire_order(pattern, previous)) {
         Some(Ordering::Equal) => Err(ProtocolError::DuplicatePattern { index }),
         Some(Ordering::Less) => Err(ProtocolError::UnsortedPatterns { index }),
@@ -168,7 +168,7 @@ pub fn encode_blocklist_to_vec<'p>(
     let mut list = std::vec::Vec::new();
     for (index, (kind, name)) in patterns.into_iter().enumerate() {
         validate_canonical(name)
-            .map_err(|error| ProtocolError::BadPattern { index: index_u32(index), issue: error.into() })?;
+            .map_err(|error| ProtocolError::BadPattern { index: index_u32(index), issue: error })?;
         list.push((kind, name));
     }
     list.sort_unstable_by(|a, b| wire_order(*a, *b));

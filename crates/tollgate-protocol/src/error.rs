@@ -119,95 +119,6 @@ pub enum LengthField {
     HttpMethod,
 }
 
-/// Why a blocklist pattern's name is not canonical: [`NameError`] of
-/// [`validate_canonical`](tollgate_inspect::name::validate_canonical), field for field (a copy,
-/// because [`ProtocolError`] is `Hash` and `NameError` is not). Positions are byte offsets into the
-/// name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum NameIssue {
-    /// No bytes at all.
-    Empty,
-    /// Longer than 253 bytes.
-    TooLong {
-        /// The name's length.
-        len: usize,
-    },
-    /// Two dots in a row, or a leading or trailing dot.
-    EmptyLabel {
-        /// Where the empty label is.
-        at: usize,
-    },
-    /// A label longer than 63 bytes.
-    LabelTooLong {
-        /// Where the label starts.
-        start: usize,
-        /// Its length.
-        len: usize,
-    },
-    /// An ASCII byte other than a letter, digit, `-` or `_`.
-    BadCharacter {
-        /// Where it is.
-        at: usize,
-        /// The byte.
-        byte: u8,
-    },
-    /// A byte ≥ 0x80 (internationalized names are sent in punycode).
-    NonAscii {
-        /// Where it is.
-        at: usize,
-    },
-    /// A label that starts or ends with `-`.
-    HyphenAtLabelEdge {
-        /// Where the label starts.
-        start: usize,
-        /// Its length.
-        len: usize,
-    },
-    /// An uppercase letter (the blocklist carries the lowercase form only).
-    Uppercase {
-        /// Where it is.
-        at: usize,
-    },
-}
-
-impl From<NameError> for NameIssue {
-    fn from(error: NameError) -> Self {
-        match error {
-            NameError::Empty => NameIssue::Empty,
-            NameError::TooLong { len } => NameIssue::TooLong { len },
-            NameError::EmptyLabel { at } => NameIssue::EmptyLabel { at },
-            NameError::LabelTooLong { start, len } => NameIssue::LabelTooLong { start, len },
-            NameError::BadCharacter { at, byte } => NameIssue::BadCharacter { at, byte },
-            NameError::NonAscii { at } => NameIssue::NonAscii { at },
-            NameError::HyphenAtLabelEdge { start, len } => NameIssue::HyphenAtLabelEdge { start, len },
-            NameError::Uppercase { at } => NameIssue::Uppercase { at },
-        }
-    }
-}
-
-impl From<NameIssue> for NameError {
-    fn from(issue: NameIssue) -> Self {
-        match issue {
-            NameIssue::Empty => NameError::Empty,
-            NameIssue::TooLong { len } => NameError::TooLong { len },
-            NameIssue::EmptyLabel { at } => NameError::EmptyLabel { at },
-            NameIssue::LabelTooLong { start, len } => NameError::LabelTooLong { start, len },
-            NameIssue::BadCharacter { at, byte } => NameError::BadCharacter { at, byte },
-            NameIssue::NonAscii { at } => NameError::NonAscii { at },
-            NameIssue::HyphenAtLabelEdge { start, len } => NameError::HyphenAtLabelEdge { start, len },
-            NameIssue::Uppercase { at } => NameError::Uppercase { at },
-        }
-    }
-}
-
-impl NameIssue {
-    /// A short description ([`NameError::describe`]).
-    #[must_use]
-    pub fn describe(self) -> &'static str {
-        NameError::from(self).describe()
-    }
-}
-
 /// What is wrong with a configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ConfigIssue {
@@ -338,7 +249,7 @@ pub enum ProtocolError {
         /// The pattern's index in the list (from 0).
         index: u32,
         /// What is wrong with it.
-        issue: NameIssue,
+        issue: NameError,
     },
     /// A blocklist pattern equal to the one before it.
     DuplicatePattern {

@@ -88,7 +88,7 @@ pub use config::{
     CONFIG_BODY_LEN, CONFIG_MESSAGE_LEN, MAX_PEND_TIMEOUT, MIN_PEND_TIMEOUT, decode_config, encode_config,
     validate_config,
 };
-pub use error::{ConfigIssue, EnumField, LengthField, NameIssue, ProtocolError};
+pub use error::{ConfigIssue, EnumField, LengthField, ProtocolError};
 pub use header::{HEADER_LEN, HELLO_VERSION, Header, MAGIC, MessageKind, PROTOCOL_VERSION, peek_header};
 pub use hello::{
     CAP_ALL, CAP_DOMAIN_BLOCKLIST, CAP_STREAM_EVENTS, DriverLimits, HELLO_REPLY_LEN, HELLO_REQUEST_LEN, HelloReply,

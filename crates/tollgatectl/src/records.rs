@@ -23,7 +23,7 @@ use crate::service::Decided;
 pub enum Record {
     /// The service read a pended connection (on the control channel only: stdout has the
     /// decision).
-    Pended(PendedRecord),
+    Pended(ConnectionRecord),
     /// A pended connection was decided.
     Decision(DecisionRecord),
     /// The stream callout reported a flow.
@@ -38,10 +38,11 @@ pub enum Record {
     },
 }
 
-/// A decision.
+/// A pended connection, as the driver reported it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DecisionRecord {
-    /// When the driver answered (RFC 3339, UTC, milliseconds).
+pub struct ConnectionRecord {
+    /// When the service read it (pended) or the driver answered (decision): RFC 3339, UTC,
+    /// milliseconds.
     pub time: String,
     /// The pend id.
     pub id: u64,
@@ -55,6 +56,28 @@ pub struct DecisionRecord {
     pub protocol: String,
     /// The remote end, or `*` for a bind.
     pub remote: String,
+}
+
+impl ConnectionRecord {
+    /// `time id layer "app" remote/protocol`, the start of a decision line.
+    #[must_use]
+    pub fn text(&self) -> String {
+        format!("{} {} {} \"{}\" {}/{}", self.time, self.id, self.layer, self.app, self.remote, self.protocol)
+    }
+
+    /// The application's file name (the last component of its path).
+    #[must_use]
+    pub fn app_name(&self) -> &str {
+        self.app.rsplit(['\\', '/']).next().unwrap_or(&self.app)
+    }
+}
+
+/// A decision: the connection and what was done with it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    /// The connection.
+    #[serde(flatten)]
+    pub connection: ConnectionRecord,
     /// `allow` or `block`.
     pub verdict: String,
     /// The rule that matched, or `default`.
@@ -63,25 +86,6 @@ pub struct DecisionRecord {
     /// `being-resolved`, `unloading`, `unanswered`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<String>,
-}
-
-/// A connection the service read and is deciding.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PendedRecord {
-    /// When the service read it.
-    pub time: String,
-    /// The pend id.
-    pub id: u64,
-    /// `connect` or `bind`.
-    pub layer: String,
-    /// The application's path.
-    pub app: String,
-    /// The process id.
-    pub pid: u64,
-    /// The protocol.
-    pub protocol: String,
-    /// The remote end, or `*` for a bind.
-    pub remote: String,
 }
 
 /// A flow event.
@@ -164,10 +168,18 @@ fn layer_name(layer: PendLayer) -> String {
     .to_owned()
 }
 
-fn remote_of(decision: &Decided) -> String {
-    match decision.layer {
-        PendLayer::AuthConnect => decision.remote.to_string(),
-        PendLayer::ResourceAssignment => "*".to_owned(),
+fn connection(now: SystemTime, decision: &Decided) -> ConnectionRecord {
+    ConnectionRecord {
+        time: timestamp(now),
+        id: decision.id,
+        layer: layer_name(decision.layer),
+        app: decision.app.clone(),
+        pid: decision.process_id,
+        protocol: protocol_name(decision.protocol),
+        remote: match decision.layer {
+            PendLayer::AuthConnect => decision.remote.to_string(),
+            PendLayer::ResourceAssignment => "*".to_owned(),
+        },
     }
 }
 
@@ -175,15 +187,7 @@ impl Record {
     /// A connection read from the driver, before it is answered.
     #[must_use]
     pub fn pended(now: SystemTime, decision: &Decided) -> Record {
-        Record::Pended(PendedRecord {
-            time: timestamp(now),
-            id: decision.id,
-            layer: layer_name(decision.layer),
-            app: decision.app.clone(),
-            pid: decision.process_id,
-            protocol: protocol_name(decision.protocol),
-            remote: remote_of(decision),
-        })
+        Record::Pended(connection(now, decision))
     }
 
     /// A decision, once the driver answered (`result`), or `unanswered` when the batch could not
@@ -197,13 +201,7 @@ impl Record {
         result: Option<VerdictResult>,
     ) -> Record {
         Record::Decision(DecisionRecord {
-            time: timestamp(now),
-            id: decision.id,
-            layer: layer_name(decision.layer),
-            app: decision.app.clone(),
-            pid: decision.process_id,
-            protocol: protocol_name(decision.protocol),
-            remote: remote_of(decision),
+            connection: connection(now, decision),
             verdict: match decision.verdict {
                 Verdict::Permit => "allow",
                 Verdict::Block => "block",
@@ -284,17 +282,10 @@ impl Record {
     #[must_use]
     pub fn text(&self) -> String {
         match self {
-            Record::Pended(p) => {
-                format!("{} {} {} \"{}\" {}/{} pended", p.time, p.id, p.layer, p.app, p.remote, p.protocol)
-            }
+            Record::Pended(c) => format!("{} pended", c.text()),
             Record::Decision(d) => format!(
-                "{} {} {} \"{}\" {}/{} {} {}{}",
-                d.time,
-                d.id,
-                d.layer,
-                d.app,
-                d.remote,
-                d.protocol,
+                "{} {} {}{}",
+                d.connection.text(),
                 d.verdict,
                 d.rule,
                 d.result.as_ref().map(|r| format!(" [{r}]")).unwrap_or_default()

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crossterm::{cursor, execute, queue, terminal};
 
 use crate::hub::{self, Request, SocketName};
-use crate::records::Record;
+use crate::records::{ConnectionRecord, Record};
 
 /// What `watch` was asked to do.
 #[derive(Clone, Debug)]
@@ -129,35 +129,30 @@ impl Totals {
     }
 }
 
+/// The layer, application and remote columns of a connection.
+fn columns(connection: &ConnectionRecord) -> String {
+    format!(
+        "{:<7} {:<22} {:<28}",
+        connection.layer,
+        connection.app_name(),
+        format!("{}/{}", connection.remote, connection.protocol)
+    )
+}
+
 /// One table row for `record` (`width` columns at most).
 #[must_use]
 pub fn row(record: &Record, width: usize) -> String {
     let clock = |time: &str| time.get(11..23).unwrap_or(time).to_owned();
     let line = match record {
-        Record::Pended(p) => {
-            let app = p.app.rsplit(['\\', '/']).next().unwrap_or(&p.app);
-            format!(
-                "{} {:<5} {:<7} {:<22} {:<28} (deciding)",
-                clock(&p.time),
-                "wait",
-                p.layer,
-                app,
-                format!("{}/{}", p.remote, p.protocol)
-            )
-        }
-        Record::Decision(d) => {
-            let app = d.app.rsplit(['\\', '/']).next().unwrap_or(&d.app);
-            format!(
-                "{} {:<5} {:<7} {:<22} {:<28} {}{}",
-                clock(&d.time),
-                d.verdict,
-                d.layer,
-                app,
-                format!("{}/{}", d.remote, d.protocol),
-                d.rule,
-                d.result.as_ref().map(|r| format!(" [{r}]")).unwrap_or_default()
-            )
-        }
+        Record::Pended(c) => format!("{} {:<5} {} (deciding)", clock(&c.time), "wait", columns(c)),
+        Record::Decision(d) => format!(
+            "{} {:<5} {} {}{}",
+            clock(&d.connection.time),
+            d.verdict,
+            columns(&d.connection),
+            d.rule,
+            d.result.as_ref().map(|r| format!(" [{r}]")).unwrap_or_default()
+        ),
         Record::Flow(f) => format!(
             "{} {:<5} {:<7} {:<22} {:<28} {} {}",
             clock(&f.time),

@@ -115,22 +115,23 @@ fn decisions(records: &[Record]) -> Vec<&tollgatectl::records::DecisionRecord> {
 
 /// What `rules` say about a decision record's connection.
 fn expected(rules: &RuleSet, d: &tollgatectl::records::DecisionRecord) -> String {
-    let protocol = match d.protocol.as_str() {
+    let c = &d.connection;
+    let protocol = match c.protocol.as_str() {
         "tcp" => 6,
         "udp" => 17,
         other => other.parse().unwrap(),
     };
-    let remote: SocketAddr = if d.remote == "*" { "0.0.0.0:0".parse().unwrap() } else { d.remote.parse().unwrap() };
+    let remote: SocketAddr = if c.remote == "*" { "0.0.0.0:0".parse().unwrap() } else { c.remote.parse().unwrap() };
     let query = ConnectionQuery {
-        app_path: &d.app,
-        process_id: d.pid,
+        app_path: &c.app,
+        process_id: c.pid,
         direction: Direction::Outbound,
         protocol,
         local: "0.0.0.0:0".parse().unwrap(),
         remote,
         domain: None,
     };
-    let decision = if d.layer == "bind" { rules.decide_bind(&query) } else { rules.decide(&query) };
+    let decision = if c.layer == "bind" { rules.decide_bind(&query) } else { rules.decide(&query) };
     match decision.action.resolve(rules.ask_fallback()) {
         tollgate_rules::Verdict::Allow => "allow".to_owned(),
         tollgate_rules::Verdict::Block => "block".to_owned(),
@@ -253,8 +254,10 @@ fn a_rules_file_is_reloaded_live_and_a_broken_one_keeps_the_old_rules() {
     std::thread::sleep(Duration::from_millis(1_100));
     write_rules(&path, RULES_NO_WEB);
     wait_for_record(&mut watcher, |record| matches!(record, Record::Notice(n) if n.message.contains("rules reloaded")));
-    let first_after =
-        wait_for_record(&mut watcher, |record| matches!(record, Record::Decision(d) if d.layer == "connect"));
+    let first_after = wait_for_record(
+        &mut watcher,
+        |record| matches!(record, Record::Decision(d) if d.connection.layer == "connect"),
+    );
     let Record::Decision(first_after) = first_after else { unreachable!() };
     assert!(first_after.rule != "web", "{first_after:?}");
     drop(watcher);
@@ -263,8 +266,10 @@ fn a_rules_file_is_reloaded_live_and_a_broken_one_keeps_the_old_rules() {
     assert!(log.contains("not applied") && log.contains("rules reloaded"), "{log}");
     // After the reload no decision names the old rule.
     let all = records(&out);
-    let reload_at =
-        all.iter().position(|record| matches!(record, Record::Decision(d) if d.id == first_after.id)).unwrap();
+    let reload_at = all
+        .iter()
+        .position(|record| matches!(record, Record::Decision(d) if d.connection.id == first_after.connection.id))
+        .unwrap();
     assert!(decisions(&all[reload_at..]).iter().all(|d| d.rule != "web"));
     assert_eq!(running.hub.stats().service.reloads, 1);
     assert_clean(&model);
@@ -369,7 +374,8 @@ fn a_watcher_sees_connections_while_they_are_decided_and_a_table_row_per_record(
     let pended = wait_for_record(&mut watcher, |record| matches!(record, Record::Pended(_)));
     let Record::Pended(p) = &pended else { unreachable!() };
     let id = p.id;
-    let decided = wait_for_record(&mut watcher, |record| matches!(record, Record::Decision(d) if d.id == id));
+    let decided =
+        wait_for_record(&mut watcher, |record| matches!(record, Record::Decision(d) if d.connection.id == id));
     let mut totals = tollgatectl::watch::Totals::default();
     totals.add(&pended);
     totals.add(&decided);

@@ -18,7 +18,7 @@ fn small(seed: u64) -> SimConfig {
 fn tollgate_runs_the_workload_without_bugcheck_hazard_or_leak() {
     let report = run(small(1));
     assert!(report.passed(), "{}", report.render());
-    assert_eq!(report.opened, 3_000);
+    assert_eq!(report.traffic.opened, 3_000);
     let counters = &report.engine.counters;
     let core = report.core.unwrap();
     // Every kind of event the workload promises happened.

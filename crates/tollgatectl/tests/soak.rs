@@ -18,7 +18,7 @@ fn one_hundred_thousand_lifecycles_without_a_hazard() {
         ..SimConfig::default()
     };
     let report = simulate::run(&config, &mut std::io::sink()).unwrap();
-    assert_eq!(report.opened, 100_000);
+    assert_eq!(report.traffic.opened, 100_000);
     assert!(report.passed(), "{}", report.render());
     println!("{}", report.render());
 }

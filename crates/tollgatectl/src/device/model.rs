@@ -9,7 +9,7 @@ use tollgate_control::{Completion, ControlDevice as DriverSide, FileId, ServiceS
 use tollgate_core::{ConnectionFacts, Direction, PendId, PendLayer, PendedConnection};
 use tollgate_protocol::{
     BatchWriter, DriverLimits, HelloReply, Ioctl, MAX_BATCH_RECORDS, VerdictResult, decode_hello_request,
-    encode_hello_reply, respond_to_verdicts,
+    encode_config, encode_hello_reply, respond_to_verdicts,
 };
 use tollgate_wfp_model::Engine;
 use tollgate_wfp_model::drivers::naive::NaiveDriver;
@@ -122,9 +122,15 @@ impl ControlDevice for NaiveModelDevice {
             Ioctl::Hello => {
                 let request =
                     decode_hello_request(buffer.get(..input_len).unwrap_or_default()).map_err(|e| e.ntstatus())?;
-                let reply = HelloReply::answer(&request, DriverLimits::PROTOCOL);
+                // The naive driver has no stream events and no blocklist.
+                let reply = HelloReply { capabilities: 0, ..HelloReply::answer(&request, DriverLimits::PROTOCOL) };
                 encode_hello_reply(&reply, buffer.get_mut(..output_len).unwrap_or_default()).map_err(|e| e.ntstatus())
             }
+            Ioctl::GetConfig => encode_config(
+                &tollgate_core::RuntimeConfig::default(),
+                buffer.get_mut(..output_len).unwrap_or_default(),
+            )
+            .map_err(|e| e.ntstatus()),
             Ioctl::GetPended => {
                 let batch = self.naive.take_pended(64);
                 let now = self.engine.now();
@@ -162,9 +168,7 @@ impl ControlDevice for NaiveModelDevice {
                 if answered { VerdictResult::Accepted } else { VerdictResult::UnknownId }
             })
             .map_err(|e| e.ntstatus()),
-            Ioctl::SetConfig | Ioctl::GetStats | Ioctl::GetConfig | Ioctl::GetStreamEvents | Ioctl::PushBlocklist => {
-                Ok(0)
-            }
+            Ioctl::SetConfig | Ioctl::GetStats | Ioctl::GetStreamEvents | Ioctl::PushBlocklist => Ok(0),
         })
     }
 }

@@ -430,13 +430,7 @@ impl Sim<'_> {
         }
         self.report.model_millis = self.now().as_millis();
         self.report.wall = self.started.elapsed();
-        let counts = self.traffic.counts();
-        self.report.opened = counts.opened;
-        self.report.tcp = counts.tcp;
-        self.report.udp = counts.udp;
-        self.report.closes = counts.closes;
-        self.report.process_kill_teardowns = counts.process_kill_teardowns;
-        self.report.stream_indications = counts.stream_indications;
+        self.report.traffic = self.traffic.counts();
         self.report.engine = self.engine.report();
         if let Driver::Tollgate { driver, .. } = &self.driver {
             self.report.core = Some(driver.core().stats());

@@ -12,6 +12,7 @@ use tollgate_wfp_model::EngineReport;
 use tollgate_wfp_model::drivers::tollgate::UnloadReport;
 
 use super::SimConfig;
+use crate::machine::TrafficCounts;
 
 /// Verdict latency (pend → verdict applied), in model microseconds.
 #[derive(Clone, Debug)]
@@ -109,18 +110,9 @@ pub struct SimReport {
     pub seed: u64,
     /// Whether the naive driver ran.
     pub naive: bool,
-    /// Connections opened.
-    pub opened: u64,
-    /// TCP connections.
-    pub tcp: u64,
-    /// UDP connections.
-    pub udp: u64,
-    /// Closes the apps made.
-    pub closes: u64,
-    /// Endpoints torn down by process kills.
-    pub process_kill_teardowns: u64,
-    /// Stream indications sent.
-    pub stream_indications: u64,
+    /// What the simulated apps did: connections opened (TCP, UDP), closes, process kills, stream
+    /// indications sent.
+    pub traffic: TrafficCounts,
     /// Batches the service read.
     pub batches: u64,
     /// Verdicts the driver accepted.
@@ -172,12 +164,7 @@ impl SimReport {
         SimReport {
             seed: config.seed,
             naive: config.naive.is_some(),
-            opened: 0,
-            tcp: 0,
-            udp: 0,
-            closes: 0,
-            process_kill_teardowns: 0,
-            stream_indications: 0,
+            traffic: TrafficCounts::default(),
             batches: 0,
             verdicts_accepted: 0,
             verdicts_rejected: 0,
@@ -229,11 +216,15 @@ impl SimReport {
             self.wall
         )?;
         writeln!(out)?;
-        writeln!(out, "connections seen           {:>9}   (TCP {}, UDP {})", self.opened, self.tcp, self.udp)?;
+        writeln!(
+            out,
+            "connections seen           {:>9}   (TCP {}, UDP {})",
+            self.traffic.opened, self.traffic.tcp, self.traffic.udp
+        )?;
         writeln!(out, "  allowed                  {:>9}", counters.established)?;
         writeln!(out, "  blocked                  {:>9}", counters.blocked)?;
         writeln!(out, "  torn down while pended   {:>9}", counters.torn_down_while_pended)?;
-        writeln!(out, "  killed with their process{:>9}", self.process_kill_teardowns)?;
+        writeln!(out, "  killed with their process{:>9}", self.traffic.process_kill_teardowns)?;
         if let Some(core) = &self.core {
             writeln!(out, "pends                      {:>9}", core.pended)?;
             writeln!(out, "  resolved by verdict      {:>9}", core.completed_by_verdict)?;
