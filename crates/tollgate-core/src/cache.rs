@@ -8,26 +8,21 @@
 //! connections on policy changes, so entries live until the endpoint's teardown, their expiry, or
 //! eviction by newer entries when the cache is full (oldest insertion first).
 //!
-//! All memory is allocated when the cache is created: a fixed ring of slots and two bucket arrays
-//! (a power of two at least the slot count), one indexing the slots by connection key and one by
-//! endpoint, each bucket the head of a chain threaded through the slots. Nothing is allocated
-//! afterwards (an allocation failure at DISPATCH_LEVEL would be a bugcheck), nothing ever needs to
-//! grow or rehash, and an entry costs its slot plus two bucket heads: about 64 bytes, where hash
-//! maps reserved to twice the slot count (so that they always rehash in place) cost about 280.
-//! With at most one entry per bucket on average, a lookup or an unlink walks a chain of about one
-//! slot; the endpoint chains are doubly linked, so an eviction unlinks in O(1) even from an
-//! endpoint with many remotes.
+//! All memory is allocated when the cache is created: a fixed ring of slots and two fixed hash
+//! indexes over it ([`crate::index`]), one by connection key and one by endpoint, whose buckets
+//! head chains threaded through the slots. Nothing is allocated afterwards (an allocation failure
+//! at DISPATCH_LEVEL would be a bugcheck), nothing ever needs to grow or rehash, and an entry costs
+//! its slot plus two bucket words: 64 to 72 bytes on x64, where hash maps reserved to twice the slot count
+//! (so that they always rehash in place) cost about 280. A lookup walks a chain of about one slot,
+//! and one for an absent key is usually answered by its bucket's filter alone. The endpoint chains
+//! are doubly linked, so an eviction unlinks in O(1) even from an endpoint with many remotes.
 #![deny(unsafe_code)]
 
 use alloc::vec::Vec;
-use core::hash::BuildHasher;
 
-use foldhash::fast::FixedState;
-
+use crate::index::{Buckets, NIL};
 use crate::platform::Ticks;
 use crate::types::{ConnectionKey, EndpointHandle, Verdict};
-
-const NIL: u32 = u32::MAX;
 
 #[derive(Clone, Copy)]
 struct CacheSlot {
@@ -53,12 +48,10 @@ const EMPTY: CacheSlot = CacheSlot {
 /// Bounded map from connection to verdict with per-endpoint purge.
 pub(crate) struct VerdictCache {
     slots: Vec<CacheSlot>,
-    /// Heads of the key chains, indexed by the key's hash.
-    by_key: Vec<u32>,
-    /// Heads of the endpoint chains, indexed by the endpoint's hash.
-    by_endpoint: Vec<u32>,
-    key_hasher: FixedState,
-    endpoint_hasher: FixedState,
+    /// Chains of slots by connection key.
+    by_key: Buckets,
+    /// Chains of slots by endpoint.
+    by_endpoint: Buckets,
     len: usize,
     /// The ring position the next insertion takes (evicting what is there).
     cursor: u32,
@@ -69,39 +62,16 @@ pub(crate) struct VerdictCache {
 #[derive(Debug)]
 pub(crate) struct CacheAllocError;
 
-/// A bucket array for `slots` entries: a power of two, at least `slots` and at least 1, all `NIL`.
-pub(crate) fn try_buckets(slots: usize) -> Option<Vec<u32>> {
-    let len = slots.max(1).checked_next_power_of_two()?;
-    let mut buckets = Vec::new();
-    buckets.try_reserve_exact(len).ok()?;
-    buckets.resize(len, NIL);
-    Some(buckets)
-}
-
-/// The bucket of `hash` in an array of power-of-two length `len`.
-pub(crate) fn bucket(hash: u64, len: usize) -> usize {
-    (hash as usize) & len.wrapping_sub(1)
-}
-
 impl VerdictCache {
     /// Allocates everything the cache will ever use. IRQL: PASSIVE_LEVEL (driver start).
     pub(crate) fn try_new(capacity: u32, ttl: Ticks, seed: u64) -> Result<Self, CacheAllocError> {
-        let len = capacity.min(NIL - 1) as usize;
+        let len = capacity.min(crate::index::MAX_SLOTS) as usize;
         let mut slots = Vec::new();
         slots.try_reserve_exact(len).map_err(|_| CacheAllocError)?;
         slots.resize(len, EMPTY);
-        let by_key = try_buckets(len).ok_or(CacheAllocError)?;
-        let by_endpoint = try_buckets(len).ok_or(CacheAllocError)?;
-        Ok(VerdictCache {
-            slots,
-            by_key,
-            by_endpoint,
-            key_hasher: FixedState::with_seed(seed),
-            endpoint_hasher: FixedState::with_seed(seed.rotate_left(17)),
-            len: 0,
-            cursor: 0,
-            ttl,
-        })
+        let by_key = Buckets::try_new(len, seed).ok_or(CacheAllocError)?;
+        let by_endpoint = Buckets::try_new(len, seed.rotate_left(17)).ok_or(CacheAllocError)?;
+        Ok(VerdictCache { slots, by_key, by_endpoint, len: 0, cursor: 0, ttl })
     }
 
     /// Number of live entries.
@@ -109,17 +79,9 @@ impl VerdictCache {
         self.len
     }
 
-    fn key_bucket(&self, key: &ConnectionKey) -> usize {
-        bucket(self.key_hasher.hash_one(key), self.by_key.len())
-    }
-
-    fn endpoint_bucket(&self, endpoint: EndpointHandle) -> usize {
-        bucket(self.endpoint_hasher.hash_one(endpoint), self.by_endpoint.len())
-    }
-
     /// The slot holding `key`, if any.
     fn find(&self, key: &ConnectionKey) -> Option<u32> {
-        let mut index = self.by_key.get(self.key_bucket(key)).copied().unwrap_or(NIL);
+        let mut index = self.by_key.candidates(self.by_key.locate(key));
         while let Some(slot) = self.slots.get(index as usize) {
             if slot.key.as_ref() == Some(key) {
                 return Some(index);
@@ -146,32 +108,15 @@ impl VerdictCache {
         let index = self.cursor;
         self.cursor = if index + 1 >= capacity { 0 } else { index + 1 };
         self.remove_slot(index);
-        let key_bucket = self.key_bucket(&key);
-        let endpoint_bucket = self.endpoint_bucket(key.endpoint);
-        let (Some(key_head), Some(endpoint_head)) =
-            (self.by_key.get(key_bucket).copied(), self.by_endpoint.get(endpoint_bucket).copied())
-        else {
-            return;
-        };
-        let Some(slot) = self.slots.get_mut(index as usize) else { return };
-        *slot = CacheSlot {
-            key: Some(key),
-            expires,
-            key_next: key_head,
-            endpoint_next: endpoint_head,
-            endpoint_prev: NIL,
-            verdict,
-        };
-        if let Some(next) = self.slots.get_mut(endpoint_head as usize) {
+        let key_next = self.by_key.push_front(self.by_key.locate(&key), index);
+        let endpoint_next = self.by_endpoint.push_front(self.by_endpoint.locate(&key.endpoint), index);
+        if let Some(next) = self.slots.get_mut(endpoint_next as usize) {
             next.endpoint_prev = index;
         }
-        if let Some(head) = self.by_key.get_mut(key_bucket) {
-            *head = index;
+        if let Some(slot) = self.slots.get_mut(index as usize) {
+            *slot = CacheSlot { key: Some(key), expires, key_next, endpoint_next, endpoint_prev: NIL, verdict };
+            self.len += 1;
         }
-        if let Some(head) = self.by_endpoint.get_mut(endpoint_bucket) {
-            *head = index;
-        }
-        self.len += 1;
     }
 
     /// The cached verdict for `key`, if present and not expired. IRQL: ≤ DISPATCH_LEVEL.
@@ -188,7 +133,7 @@ impl VerdictCache {
     /// Forgets every verdict of `endpoint` (its teardown: the handle value may be reused by a new
     /// endpoint afterwards). IRQL: ≤ DISPATCH_LEVEL.
     pub(crate) fn purge_endpoint(&mut self, endpoint: EndpointHandle) -> usize {
-        let mut index = self.by_endpoint.get(self.endpoint_bucket(endpoint)).copied().unwrap_or(NIL);
+        let mut index = self.by_endpoint.candidates(self.by_endpoint.locate(&endpoint));
         let mut purged = 0;
         while let Some(slot) = self.slots.get(index as usize) {
             let next = slot.endpoint_next;
@@ -205,31 +150,36 @@ impl VerdictCache {
     fn remove_slot(&mut self, index: u32) {
         let Some(slot) = self.slots.get(index as usize).copied() else { return };
         let Some(key) = slot.key else { return };
-        // The key chain is singly linked: find the predecessor (chains average one slot).
-        let key_bucket = self.key_bucket(&key);
-        let head = self.by_key.get(key_bucket).copied().unwrap_or(NIL);
-        if head == index {
-            if let Some(head) = self.by_key.get_mut(key_bucket) {
-                *head = slot.key_next;
-            }
-        } else {
-            let mut cursor = head;
-            while let Some(other) = self.slots.get_mut(cursor as usize) {
-                if other.key_next == index {
-                    other.key_next = slot.key_next;
-                    break;
+        // The key chain is singly linked: walk it to the predecessor (chains average one slot),
+        // and recompute the bucket's filter from the members that stay.
+        let at = self.by_key.locate(&key);
+        let mut head = self.by_key.head(at.bucket);
+        let mut filter = 0;
+        let (mut prev, mut cursor) = (NIL, head);
+        while let Some(member) = self.slots.get(cursor as usize) {
+            let next = member.key_next;
+            if cursor == index {
+                match self.slots.get_mut(prev as usize) {
+                    Some(prev) => prev.key_next = next,
+                    None => head = next,
                 }
-                cursor = other.key_next;
+            } else {
+                if let Some(member_key) = &member.key {
+                    filter |= self.by_key.locate(member_key).tag;
+                }
+                prev = cursor;
             }
+            cursor = next;
         }
-        // The endpoint chain is doubly linked.
+        self.by_key.set(at.bucket, head, filter);
+        // The endpoint chain is doubly linked. Its filter is only cleared when the chain empties
+        // (a stale bit costs a walk, never a wrong answer).
         match self.slots.get_mut(slot.endpoint_prev as usize) {
             Some(prev) => prev.endpoint_next = slot.endpoint_next,
             None => {
-                let endpoint_bucket = self.endpoint_bucket(key.endpoint);
-                if let Some(head) = self.by_endpoint.get_mut(endpoint_bucket) {
-                    *head = slot.endpoint_next;
-                }
+                let at = self.by_endpoint.locate(&key.endpoint);
+                let filter = if slot.endpoint_next == NIL { 0 } else { self.by_endpoint.filter(at.bucket) };
+                self.by_endpoint.set(at.bucket, slot.endpoint_next, filter);
             }
         }
         if let Some(next) = self.slots.get_mut(slot.endpoint_next as usize) {

@@ -19,6 +19,7 @@ extern crate alloc;
 extern crate std;
 
 mod cache;
+mod index;
 pub mod lifecycle;
 #[cfg(any(loom, feature = "planted-bugs"))]
 pub mod planted;

@@ -252,9 +252,13 @@ impl<P: Platform> Core<P> {
     ///
     /// # Errors
     /// [`CoreError::OutOfMemory`] if the preallocation fails, [`CoreError::InvalidConfig`] if
-    /// `runtime.max_pended` exceeds `capacity`.
+    /// `runtime.max_pended` exceeds `capacity`, or `capacity` or `cache_capacity` exceeds
+    /// [`CoreConfig::MAX_CAPACITY`].
     pub fn new(platform: P, rundown: P::Rundown, config: CoreConfig) -> Result<Self, CoreError> {
-        if config.runtime.max_pended > config.capacity {
+        if config.runtime.max_pended > config.capacity
+            || config.capacity > CoreConfig::MAX_CAPACITY
+            || config.cache_capacity > CoreConfig::MAX_CAPACITY
+        {
             return Err(CoreError::InvalidConfig);
         }
         let seed = platform.now().0 ^ 0x9e37_79b9_7f4a_7c15;
@@ -758,5 +762,31 @@ impl<P: Platform> Core<P> {
             )
         });
         self.stats.snapshot(peak, live, pended, cached)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::{AtomicRundown, HostPlatform};
+
+    fn new(capacity: u32, cache_capacity: u32, max_pended: u32) -> Result<Core<HostPlatform>, CoreError> {
+        let runtime = RuntimeConfig { max_pended, ..RuntimeConfig::default() };
+        Core::new(
+            HostPlatform::new(),
+            AtomicRundown::default(),
+            CoreConfig { capacity, cache_capacity, runtime, ..CoreConfig::default() },
+        )
+    }
+
+    #[test]
+    fn capacities_are_checked() {
+        const MAX: u32 = CoreConfig::MAX_CAPACITY;
+        assert!(matches!(new(8, 8, 9), Err(CoreError::InvalidConfig)), "max_pended above capacity");
+        assert!(matches!(new(MAX + 1, 8, 8), Err(CoreError::InvalidConfig)), "table above 24-bit indexes");
+        assert!(matches!(new(8, MAX + 1, 8), Err(CoreError::InvalidConfig)), "cache above 24-bit indexes");
+        assert!(matches!(new(u32::MAX, 8, 8), Err(CoreError::InvalidConfig)));
+        assert!(new(8, 8, 8).is_ok());
+        assert!(new(0, 0, 0).is_ok(), "an empty core decides everything inline");
     }
 }

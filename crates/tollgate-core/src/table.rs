@@ -5,10 +5,11 @@
 //! and no call into WFP. The state machine that uses it is documented in [`crate::lifecycle`].
 //!
 //! # Layout
-//! Everything is allocated at start: the slots, and a bucket array (a power of two, at least the
-//! slot count) whose buckets head chains threaded through the slots, indexing Pended and
-//! Completing entries by endpoint. A lookup by endpoint hashes once and walks a chain of about one
-//! slot plus the endpoint's own entries; nothing ever grows or rehashes.
+//! Everything is allocated at start: the slots, and a fixed hash index ([`crate::index`]) whose
+//! buckets head chains threaded through the slots, indexing Pended and Completing entries by
+//! endpoint. A lookup by endpoint hashes once and walks a chain of about one slot plus the
+//! endpoint's own entries (or, for an endpoint with nothing here, usually reads its bucket word
+//! alone); nothing ever grows or rehashes.
 //!
 //! A teardown that must wait for completions in flight keeps its bookkeeping (how many are still
 //! outstanding, and its pended notification) *in one of those Completing slots*, the wait's
@@ -22,17 +23,12 @@
 #![deny(unsafe_code)]
 
 use alloc::boxed::Box;
-use core::hash::BuildHasher;
-
 use alloc::vec::Vec;
 
-use foldhash::fast::FixedState;
-
-use crate::cache::{bucket, try_buckets};
+use crate::index::Buckets;
+pub(crate) use crate::index::NIL;
 use crate::platform::Ticks;
 use crate::types::{ConnectionKey, Direction, EndpointHandle, PendId, Resolution};
-
-pub(crate) const NIL: u32 = u32::MAX;
 
 /// The claim state of one slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,9 +170,8 @@ pub(crate) struct TableAllocError;
 pub(crate) struct PendTable<C, N> {
     slots: Vec<Slot<C, N>>,
     free_head: u32,
-    /// Heads of the endpoint chains, indexed by the endpoint's hash.
-    buckets: Vec<u32>,
-    hasher: FixedState,
+    /// Chains of Pended and in-chain Completing slots by endpoint.
+    buckets: Buckets,
     age_head: u32,
     age_tail: u32,
     /// The oldest pended entry not yet delivered to user mode. Delivery takes entries in age order,
@@ -202,7 +197,7 @@ const fn next_generation(generation: u32) -> u32 {
 impl<C, N> PendTable<C, N> {
     /// Allocates `capacity` slots and the endpoint index. IRQL: PASSIVE_LEVEL (driver start).
     pub(crate) fn try_new(capacity: u32, seed: u64) -> Result<Self, TableAllocError> {
-        let len = capacity.min(NIL - 1) as usize;
+        let len = capacity.min(crate::index::MAX_SLOTS) as usize;
         let mut slots = Vec::new();
         slots.try_reserve_exact(len).map_err(|_| TableAllocError)?;
         for index in 0..len as u32 {
@@ -214,12 +209,11 @@ impl<C, N> PendTable<C, N> {
                 entry: Entry::Free,
             });
         }
-        let buckets = try_buckets(len).ok_or(TableAllocError)?;
+        let buckets = Buckets::try_new(len, seed).ok_or(TableAllocError)?;
         Ok(PendTable {
             slots,
             free_head: if len == 0 { NIL } else { 0 },
             buckets,
-            hasher: FixedState::with_seed(seed),
             age_head: NIL,
             age_tail: NIL,
             deliver_cursor: NIL,
@@ -241,10 +235,6 @@ impl<C, N> PendTable<C, N> {
 
     fn slot_mut(&mut self, index: u32) -> Option<&mut Slot<C, N>> {
         self.slots.get_mut(index as usize)
-    }
-
-    fn bucket_of(&self, endpoint: EndpointHandle) -> usize {
-        bucket(self.hasher.hash_one(endpoint), self.buckets.len())
     }
 
     /// Takes a free slot for a classify about to pend, or `None` when the table is full.
@@ -276,19 +266,15 @@ impl<C, N> PendTable<C, N> {
             // Keep the age list ordered even if two CPUs read the clock in the other order.
             facts.pended_at = facts.pended_at.max(tail_facts.pended_at);
         }
-        let bucket = self.bucket_of(facts.key.endpoint);
-        let Some(chain_head) = self.buckets.get(bucket).copied() else { return };
-        let Some(slot) = self.slot_mut(index) else { return };
-        if slot.state() != SlotState::Reserved || slot.generation != id.generation() {
+        if !self.slot(index).is_some_and(|s| s.state() == SlotState::Reserved && s.generation == id.generation()) {
             return;
         }
+        let chain_next = self.buckets.push_front(self.buckets.locate(&facts.key.endpoint), index);
+        let Some(slot) = self.slot_mut(index) else { return };
         slot.entry = Entry::Pended { context, facts };
         slot.prev = tail;
         slot.next = NIL;
-        slot.chain_next = chain_head;
-        if let Some(head) = self.buckets.get_mut(bucket) {
-            *head = index;
-        }
+        slot.chain_next = chain_next;
         match self.slot_mut(tail) {
             Some(tail_slot) => tail_slot.next = index,
             None => self.age_head = index,
@@ -349,7 +335,7 @@ impl<C, N> PendTable<C, N> {
 
     /// The first Pended entry on `endpoint`'s chain, and how many of its entries are Completing.
     pub(crate) fn scan_endpoint(&self, endpoint: EndpointHandle) -> (Option<u32>, u32) {
-        let mut index = self.buckets.get(self.bucket_of(endpoint)).copied().unwrap_or(NIL);
+        let mut index = self.buckets.candidates(self.buckets.locate(&endpoint));
         let mut completing = 0;
         while let Some(slot) = self.slot(index) {
             if slot.endpoint() == Some(endpoint) {
@@ -368,10 +354,14 @@ impl<C, N> PendTable<C, N> {
     /// again. If there are any, the first becomes the anchor of a new wait for all of them, and
     /// its index is returned; `None` if no completion is in flight.
     pub(crate) fn detach_endpoint(&mut self, endpoint: EndpointHandle) -> Option<u32> {
-        let bucket = self.bucket_of(endpoint);
-        let mut index = self.buckets.get(bucket).copied().unwrap_or(NIL);
-        let (mut prev, mut anchor, mut outstanding) = (NIL, NIL, 0_u32);
-        while let Some(slot) = self.slot_mut(index) {
+        let at = self.buckets.locate(&endpoint);
+        let mut index = self.buckets.candidates(at);
+        if index == NIL {
+            return None;
+        }
+        let (mut head, mut prev, mut filter) = (index, NIL, 0);
+        let (mut anchor, mut outstanding) = (NIL, 0_u32);
+        while let Some(slot) = self.slots.get_mut(index as usize) {
             let next = slot.chain_next;
             let member = match &mut slot.entry {
                 Entry::Completing { endpoint: own, in_chain, anchor: waits_on } if *own == endpoint && *in_chain => {
@@ -386,20 +376,21 @@ impl<C, N> PendTable<C, N> {
             };
             if member {
                 slot.chain_next = NIL;
-                match self.slot_mut(prev) {
+                match self.slots.get_mut(prev as usize) {
                     Some(prev) => prev.chain_next = next,
-                    None => {
-                        if let Some(head) = self.buckets.get_mut(bucket) {
-                            *head = next;
-                        }
-                    }
+                    None => head = next,
                 }
                 outstanding += 1;
             } else {
+                // It stays: its bit stays in the recomputed filter.
+                if let Some(other) = slot.endpoint() {
+                    filter |= self.buckets.locate(&other).tag;
+                }
                 prev = index;
             }
             index = next;
         }
+        self.buckets.set(at.bucket, head, filter);
         let slot = self.slot_mut(anchor)?;
         slot.entry = Entry::Anchor { in_flight: true, wait: Wait { outstanding, registered: false, pend: None } };
         Some(anchor)
@@ -554,19 +545,21 @@ impl<C, N> PendTable<C, N> {
         }
     }
 
-    /// Takes slot `index` off `endpoint`'s bucket chain.
+    /// Takes slot `index` off `endpoint`'s bucket chain. The bucket's filter is cleared when the
+    /// chain empties, and otherwise kept (a stale bit costs a walk, never a wrong answer).
     fn unlink_chain(&mut self, endpoint: EndpointHandle, index: u32) {
         let next = self.slot(index).map_or(NIL, |s| s.chain_next);
         if let Some(slot) = self.slot_mut(index) {
             slot.chain_next = NIL;
         }
-        let bucket = self.bucket_of(endpoint);
-        let Some(head) = self.buckets.get_mut(bucket) else { return };
-        if *head == index {
-            *head = next;
+        let at = self.buckets.locate(&endpoint);
+        let head = self.buckets.head(at.bucket);
+        if head == index {
+            let filter = if next == NIL { 0 } else { self.buckets.filter(at.bucket) };
+            self.buckets.set(at.bucket, next, filter);
             return;
         }
-        let mut cursor = *head;
+        let mut cursor = head;
         while let Some(slot) = self.slots.get_mut(cursor as usize) {
             if slot.chain_next == index {
                 slot.chain_next = next;

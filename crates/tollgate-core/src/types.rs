@@ -152,9 +152,11 @@ pub enum Resolution {
 /// Settings fixed when the core is created (they size its preallocated memory).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CoreConfig {
-    /// Table slots allocated at start: the hard ceiling on pended connections.
+    /// Table slots allocated at start: the hard ceiling on pended connections. At most
+    /// [`CoreConfig::MAX_CAPACITY`]; each costs at most 120 bytes (on x64, with the kernel platform).
     pub capacity: u32,
-    /// Verdict-cache slots allocated at start.
+    /// Verdict-cache slots allocated at start. At most [`CoreConfig::MAX_CAPACITY`]; each costs
+    /// at most 72 bytes (on x64).
     pub cache_capacity: u32,
     /// How long a cached verdict answers reauthorization.
     pub cache_ttl: Ticks,
@@ -163,6 +165,11 @@ pub struct CoreConfig {
     pub teardown_spin_limit: u32,
     /// The settings user mode may change later.
     pub runtime: RuntimeConfig,
+}
+
+impl CoreConfig {
+    /// The largest `capacity` and `cache_capacity` (the tables index their slots with 24 bits).
+    pub const MAX_CAPACITY: u32 = crate::index::MAX_SLOTS;
 }
 
 /// Settings the verdict service may change while the driver runs.
