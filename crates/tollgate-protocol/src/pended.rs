@@ -310,11 +310,7 @@ fn encode_record(w: &mut Writer<'_>, head: &RecordHead, path: PathSource<'_>) ->
     w.u8(head.flags)?;
     w.zeros(5)?;
     match path {
-        PathSource::Units(units) => {
-            for &unit in units {
-                w.u16(unit)?;
-            }
-        }
+        PathSource::Units(units) => w.u16s(units)?,
         PathSource::Bytes(bytes) => w.bytes(bytes)?,
     }
     let end = PENDED_FIXED_LEN + 2 * units;
