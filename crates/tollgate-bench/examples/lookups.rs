@@ -9,6 +9,7 @@
 use std::hint::black_box;
 
 use tollgate_bench::fastpath::{BaselineFastPath, Lookup, OursFastPath};
+use tollgate_bench::report::{duration_ns, ns_per};
 use tollgate_bench::workload::Picker;
 
 fn main() {
@@ -35,7 +36,7 @@ fn main() {
         for _ in 0..lookups {
             sum += u64::from(ours.lookup(black_box(picker.next_index())));
         }
-        eprintln!("{kind} at {n}: {:.1} ns per lookup", start.elapsed().as_nanos() as f64 / lookups as f64);
+        eprintln!("{kind} at {n}: {} per lookup", duration_ns(ns_per(start.elapsed(), lookups)));
     }
     println!("{sum}");
 }
