@@ -37,7 +37,7 @@ use tollgate_bench::workload::Picker;
 static GLOBAL: CountingAllocator = CountingAllocator;
 
 const SIZES: [u32; 4] = [1, 1_000, 100_000, 1_000_000];
-const WINDOWS: [usize; 3] = [1, 16, 256];
+const WINDOWS: [usize; 4] = [1, 16, 64, 256];
 const BACKGROUNDS: [u32; 2] = [0, 1_000];
 
 /// What the command line asked for.

@@ -17,7 +17,7 @@ use tollgate_core::{
 };
 
 use crate::baseline::ListDriver;
-use crate::platform::{BenchPlatform, wait_until};
+use crate::platform::{BenchPlatform, pin_to_cpu, wait_until};
 use crate::workload::{app_path, endpoint, key, request};
 
 /// Connection numbers of thread `t` start here (background connections are below `1 << 32`).
@@ -35,6 +35,7 @@ fn timed(threads: usize, per_thread: u64, body: impl Fn(usize, u64) + Sync) -> D
             .map(|t| {
                 let (go, ready, body) = (&go, &ready, &body);
                 scope.spawn(move || {
+                    pin_to_cpu(t);
                     ready.fetch_add(1, Ordering::AcqRel);
                     wait_until(|| go.load(Ordering::Acquire));
                     body(t, per_thread);

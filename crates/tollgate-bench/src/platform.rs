@@ -13,18 +13,17 @@
 
 use core::hint::spin_loop;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tollgate_core::host::AtomicRundown;
 use tollgate_core::{Platform, PlatformError, RawSpinLock, STATUS_FWP_CANNOT_PEND, Ticks};
 
-/// Waits until `ready` holds: spins briefly, then yields the CPU between checks, so a waiting
-/// thread does not starve the one it waits for when there are fewer CPUs than busy threads.
+/// Waits until `ready` holds: spins for up to 50 µs, then yields the CPU between checks (for the
+/// start gates of the threaded runs).
 pub fn wait_until(mut ready: impl FnMut() -> bool) {
-    let mut spins = 0_u32;
+    let started = Instant::now();
     while !ready() {
-        if spins < 256 {
-            spins += 1;
+        if started.elapsed() < Duration::from_micros(50) {
             spin_loop();
         } else {
             std::thread::yield_now();
@@ -32,7 +31,39 @@ pub fn wait_until(mut ready: impl FnMut() -> bool) {
     }
 }
 
-/// A test-and-test-and-set spin lock that spins with `spin_loop`, as `KeAcquireSpinLock` does.
+/// Pins the calling thread to CPU `cpu` (Linux; elsewhere, or with fewer CPUs, it does nothing).
+///
+/// The threaded runs pin their two threads to CPUs 0 and 1: the classify side and the verdict
+/// service then run side by side as they do on a real machine, instead of the scheduler placing
+/// a woken thread beside the one that woke it and making them take turns. It returns whether the
+/// thread was pinned.
+pub fn pin_to_cpu(cpu: usize) -> bool {
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    if cpus < 2 || cpu >= cpus {
+        return false;
+    }
+    pin(cpu)
+}
+
+#[cfg(target_os = "linux")]
+fn pin(cpu: usize) -> bool {
+    // A `cpu_set_t` is 1024 bits.
+    let mut mask = [0_u64; 16];
+    let Some(word) = mask.get_mut(cpu / 64) else { return false };
+    *word |= 1 << (cpu % 64);
+    // SAFETY: `mask` is a valid, initialized 128-byte `cpu_set_t` (1024 CPU bits), alive for the
+    // call; pid 0 is the calling thread.
+    let status = unsafe { libc::sched_setaffinity(0, size_of_val(&mask), mask.as_ptr().cast()) };
+    status == 0
+}
+
+#[cfg(not(target_os = "linux"))]
+fn pin(_cpu: usize) -> bool {
+    false
+}
+
+/// A test-and-test-and-set spin lock that spins with `spin_loop`, as `KeAcquireSpinLock` does
+/// (and yields after a long spin: see `lock`).
 #[derive(Debug)]
 pub struct SpinLock(AtomicBool);
 
@@ -47,9 +78,18 @@ unsafe impl RawSpinLock for SpinLock {
     }
 
     fn lock(&self) {
+        let mut spins = 0_u32;
         while self.0.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
             while self.0.load(Ordering::Relaxed) {
-                spin_loop();
+                spins = spins.wrapping_add(1);
+                if spins.is_multiple_of(4_096) {
+                    // Critical sections last well under a microsecond: after thousands of spins the
+                    // holder has been preempted (a kernel spin lock holder cannot be; a user-mode
+                    // thread can), so let it run.
+                    std::thread::yield_now();
+                } else {
+                    spin_loop();
+                }
             }
         }
     }

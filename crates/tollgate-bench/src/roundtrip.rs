@@ -31,7 +31,7 @@ use tollgate_protocol::{
 };
 
 use crate::ioctl::{OnePerIoctlDevice, Outcome, READ_BUFFER_MIN, tollgate_ioctl};
-use crate::platform::{BenchPlatform, wait_until};
+use crate::platform::{BenchPlatform, pin_to_cpu, wait_until};
 use crate::workload::{app_path, number_of, request};
 
 /// How the verdict service talks to the driver.
@@ -150,11 +150,13 @@ pub fn run(run: RoundTrip) -> RoundTripResult {
     let path = app_path();
     let (elapsed, ioctls) = std::thread::scope(|scope| {
         scope.spawn(|| {
+            pin_to_cpu(0);
             ready.fetch_add(1, Ordering::AcqRel);
             wait_until(|| go.load(Ordering::Acquire));
             produce(&core, window, run.connections, &path);
         });
         let service = scope.spawn(|| {
+            pin_to_cpu(1);
             ready.fetch_add(1, Ordering::AcqRel);
             wait_until(|| go.load(Ordering::Acquire));
             match run.service {
@@ -214,8 +216,10 @@ fn serve_batched(
     let mut numbers = Vec::with_capacity(window);
     let (mut answered, mut ioctls) = (0, 0);
     while answered < connections {
-        // The parked read: the shell completes it when a classify has pended something.
-        wait_until(|| device.has_work());
+        // The parked read: the shell completes it when a classify has pended something (its DPC
+        // runs after the pend). Everything read before was answered, so anything pended and not
+        // completed is undelivered.
+        wait_until(|| core.platform().pended() > core.platform().completed());
         let Outcome::Bytes(len) =
             tollgate_ioctl(device, SERVICE_FILE, IOCTL_TOLLGATE_GET_PENDED, &[], &mut read).expect("GET_PENDED")
         else {
@@ -259,7 +263,7 @@ fn serve_one_per_ioctl(
     let mut result = [0_u8; HEADER_LEN + VERDICT_RECORD_LEN];
     let (mut answered, mut ioctls) = (0, 0);
     while answered < connections {
-        wait_until(|| core.has_undelivered());
+        wait_until(|| core.platform().pended() > core.platform().completed());
         let Outcome::Bytes(len) = device.read(&mut read).expect("read") else { continue };
         let batch = decode_pended_batch(read.get(..len).expect("read length")).expect("pended record");
         let record = batch.iter().next().expect("one record");
