@@ -403,11 +403,14 @@ impl<P: Platform> Core<P> {
     /// The completion window: complete outside the lock, then free the slot and, if a teardown
     /// was waiting for this completion and it was the last one, complete that notification.
     fn complete_claimed(&self, claimed: Claimed<P::PendContext>) {
+        let Claimed { id, context, resolution, app_path, key: _ } = claimed;
+        // The entry's app-path copy is freed here, outside the lock (ExFreePool at ≤ DISPATCH).
+        drop(app_path);
         // FwpsCompleteOperation0 at ≤ DISPATCH_LEVEL, never under our lock.
         // https://learn.microsoft.com/en-us/windows-hardware/drivers/ddi/fwpsk/nf-fwpsk-fwpscompleteoperation0
-        self.platform.complete_operation(claimed.context);
-        self.stats.count_completion(claimed.resolution);
-        let closure = self.state.with(|state| state.table.finish(claimed.id));
+        self.platform.complete_operation(context);
+        self.stats.count_completion(resolution);
+        let closure = self.state.with(|state| state.table.finish(id));
         if let Some(pend) = closure {
             // The endpoint's teardown notification was pended waiting for us; it may now return.
             self.release_notification(pend);

@@ -34,5 +34,5 @@ pub(crate) fn claim_after_peek<C: Copy, N>(
     key: crate::types::ConnectionKey,
 ) -> Result<Claimed<C>, VerdictError> {
     let _ = table.claim_by_id(id, Resolution::Verdict);
-    Ok(Claimed { id, context: peeked, key, resolution: Resolution::Verdict })
+    Ok(Claimed { id, context: peeked, key, resolution: Resolution::Verdict, app_path: alloc::boxed::Box::default() })
 }

@@ -136,6 +136,9 @@ pub(crate) struct Claimed<C> {
     pub(crate) context: C,
     pub(crate) key: ConnectionKey,
     pub(crate) resolution: Resolution,
+    /// The entry's app-path copy, taken out so that it is freed after the lock is released (a
+    /// pool free under the table's spin lock would lengthen every critical section behind it).
+    pub(crate) app_path: Box<[u16]>,
 }
 
 /// What became of a teardown's pended notification when it was registered with its wait.
@@ -316,8 +319,9 @@ impl<C, N> PendTable<C, N> {
         Some((self.age_head, pended_at))
     }
 
-    /// The claim itself. `None` if the slot is not Pended. The connection's facts (and its
-    /// app-path copy) are dropped here: a Completing entry needs only its endpoint.
+    /// The claim itself. `None` if the slot is not Pended. The connection's facts leave the slot
+    /// here (a Completing entry needs only its endpoint); the app-path copy goes to the claimer,
+    /// who frees it outside the lock.
     pub(crate) fn claim_slot(&mut self, index: u32, resolution: Resolution) -> Option<Claimed<C>> {
         let slot = self.slot_mut(index)?;
         let key = match &slot.entry {
@@ -325,12 +329,12 @@ impl<C, N> PendTable<C, N> {
             _ => return None,
         };
         let completing = Entry::Completing { endpoint: key.endpoint, in_chain: true, anchor: NIL };
-        let Entry::Pended { context, facts: _ } = core::mem::replace(&mut slot.entry, completing) else {
+        let Entry::Pended { context, facts } = core::mem::replace(&mut slot.entry, completing) else {
             return None;
         };
         let id = PendId::new(index, slot.generation);
         self.unlink_age(index);
-        Some(Claimed { id, context, key, resolution })
+        Some(Claimed { id, context, key, resolution, app_path: facts.app_path })
     }
 
     /// The first Pended entry on `endpoint`'s chain, and how many of its entries are Completing.
