@@ -40,3 +40,6 @@ fn main() {
     }
     println!("{sum}");
 }
+
+#[global_allocator]
+static GLOBAL: tollgate_bench::memory::CountingAllocator = tollgate_bench::memory::CountingAllocator;

@@ -31,3 +31,6 @@ fn main() {
         duration_ns(max as f64),
     );
 }
+
+#[global_allocator]
+static GLOBAL: tollgate_bench::memory::CountingAllocator = tollgate_bench::memory::CountingAllocator;

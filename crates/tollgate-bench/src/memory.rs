@@ -13,11 +13,11 @@
 //! so the bytes per entry depend on the capacity: each figure is measured at several capacities.
 //!
 //! Measuring needs [`CountingAllocator`] installed as the global allocator of the binary (the
-//! memory test and the benchmark do it); without it every figure is zero.
+//! memory test, the benchmark and the examples do it); without it every figure is zero.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::Cell;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::alloc::System;
 
 use tollgate_core::host::AtomicRundown;
@@ -27,8 +27,12 @@ use crate::baseline::{LinkedEntries, ListEntry};
 use crate::platform::KernelShapedPlatform;
 use crate::workload::{app_path, key, request};
 
-/// Counts the bytes allocated on a thread while [`measure`] runs there; forwards everything to
-/// the system allocator.
+/// Counts the bytes requested on a thread while [`measure`] runs there. Blocks of up to 512 bytes
+/// come from free lists of their size class, each behind a spin lock that is held for a few
+/// instructions (like the pool's lookaside lists, a free never sleeps, even for a block another
+/// thread allocated: glibc's free of such a block can wait on a futex for the other thread's
+/// arena, which stalls the round trip's service thread for a scheduler wake-up at a time); larger
+/// ones go to the system allocator. Both sides of every comparison run on it.
 #[derive(Debug)]
 pub struct CountingAllocator;
 
@@ -46,30 +50,130 @@ fn count(size: usize) {
     }
 }
 
-// SAFETY: every call is forwarded unchanged to the system allocator; counting touches no memory
-// the caller sees.
+const CLASS_BYTES: usize = 16;
+const SMALL_MAX: usize = 512;
+const CLASSES: usize = SMALL_MAX / CLASS_BYTES;
+
+/// A free list of one size class: freed blocks, each holding the address of the next.
+struct FreeList {
+    locked: AtomicBool,
+    head: AtomicPtr<u8>,
+}
+
+#[allow(clippy::declare_interior_mutable_const, reason = "the initializer of the static array below")]
+const EMPTY_LIST: FreeList = FreeList { locked: AtomicBool::new(false), head: AtomicPtr::new(core::ptr::null_mut()) };
+static FREE_LISTS: [FreeList; CLASSES] = [EMPTY_LIST; CLASSES];
+
+/// The size class of a small block, or `None`.
+fn class_of(layout: Layout) -> Option<(&'static FreeList, Layout)> {
+    if layout.size() > SMALL_MAX || layout.align() > CLASS_BYTES {
+        return None;
+    }
+    let class = layout.size().max(1).div_ceil(CLASS_BYTES);
+    let list = FREE_LISTS.get(class - 1)?;
+    Some((list, Layout::from_size_align(class * CLASS_BYTES, CLASS_BYTES).ok()?))
+}
+
+impl FreeList {
+    fn lock(&self) {
+        while self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            core::hint::spin_loop();
+        }
+    }
+
+    fn unlock(&self) {
+        self.locked.store(false, Ordering::Release);
+    }
+
+    /// A block of this class, or null.
+    fn pop(&self) -> *mut u8 {
+        self.lock();
+        let block = self.head.load(Ordering::Relaxed);
+        if !block.is_null() {
+            // SAFETY: `block` is on the list, so it is a freed block of this class (at least 16
+            // bytes, 16-aligned) whose first word `push` wrote; the lock keeps it ours.
+            let next = unsafe { block.cast::<*mut u8>().read() };
+            self.head.store(next, Ordering::Relaxed);
+        }
+        self.unlock();
+        block
+    }
+
+    /// Puts a freed block of this class on the list.
+    fn push(&self, block: *mut u8) {
+        self.lock();
+        // SAFETY: `block` was allocated for this class (at least 16 bytes, 16-aligned) and was
+        // just freed by its owner, so this thread may write its first word.
+        unsafe { block.cast::<*mut u8>().write(self.head.load(Ordering::Relaxed)) };
+        self.head.store(block, Ordering::Relaxed);
+        self.unlock();
+    }
+}
+
+// SAFETY: small blocks are handed out once per allocation (a block is either on one free list,
+// under its lock, or owned by exactly one caller) and are at least as large and as aligned as the
+// layout asked for; everything else is forwarded unchanged to the system allocator, and each block
+// is released the way it was obtained (a small layout always maps to the same class).
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         count(layout.size());
-        // SAFETY: the caller's contract for `alloc` is passed through unchanged.
-        unsafe { System.alloc(layout) }
+        match class_of(layout) {
+            Some((list, class_layout)) => {
+                let block = list.pop();
+                if block.is_null() {
+                    // SAFETY: `class_layout` has a non-zero size.
+                    unsafe { System.alloc(class_layout) }
+                } else {
+                    block
+                }
+            }
+            // SAFETY: the caller's contract for `alloc` is passed through unchanged.
+            None => unsafe { System.alloc(layout) },
+        }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count(layout.size());
-        // SAFETY: the caller's contract for `alloc_zeroed` is passed through unchanged.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count(new_size.saturating_sub(layout.size()));
-        // SAFETY: the caller's contract for `realloc` is passed through unchanged.
-        unsafe { System.realloc(ptr, layout, new_size) }
+        if class_of(layout).is_none() {
+            count(layout.size());
+            // SAFETY: the caller's contract for `alloc_zeroed` is passed through unchanged.
+            return unsafe { System.alloc_zeroed(layout) };
+        }
+        // SAFETY: the caller's contract for `alloc` is the same as for `alloc_zeroed`.
+        let block = unsafe { self.alloc(layout) };
+        if !block.is_null() {
+            // SAFETY: `block` is valid for `layout.size()` bytes.
+            unsafe { block.write_bytes(0, layout.size()) };
+        }
+        block
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System` with `layout` (every allocation goes through it).
-        unsafe { System.dealloc(ptr, layout) }
+        match class_of(layout) {
+            Some((list, _)) => list.push(ptr),
+            // SAFETY: `ptr` came from `System` with `layout` (large layouts always go there).
+            None => unsafe { System.dealloc(ptr, layout) },
+        }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
+            return core::ptr::null_mut();
+        };
+        if class_of(layout).is_none() && class_of(new_layout).is_none() {
+            count(new_size.saturating_sub(layout.size()));
+            // SAFETY: both layouts are large, so `ptr` came from `System` with `layout`; the
+            // caller's contract for `realloc` is passed through.
+            return unsafe { System.realloc(ptr, layout, new_size) };
+        }
+        // SAFETY: the caller's contract for `realloc` covers `new_layout` (non-zero size, valid).
+        let new = unsafe { self.alloc(new_layout) };
+        if !new.is_null() {
+            // SAFETY: both blocks are valid for the smaller of the two sizes and do not overlap.
+            unsafe { core::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size)) };
+            // SAFETY: `ptr` was allocated by this allocator with `layout`.
+            unsafe { self.dealloc(ptr, layout) };
+        }
+        new
     }
 }
 

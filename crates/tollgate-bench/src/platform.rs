@@ -39,7 +39,7 @@ pub fn wait_until(mut ready: impl FnMut() -> bool) {
 /// thread was pinned.
 pub fn pin_to_cpu(cpu: usize) -> bool {
     let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    if cpus < 2 || cpu >= cpus {
+    if cpus < 2 || cpu >= cpus || std::env::var_os("TOLLGATE_BENCH_NO_PIN").is_some() {
         return false;
     }
     pin(cpu)

@@ -1,7 +1,7 @@
 //! Item 2: pend → verdict → complete, through the real protocol and control device, with the
 //! verdict service in another thread.
 //!
-//! Two threads, started together:
+//! Two threads, pinned to CPUs 0 and 1 and started together:
 //! - **the driver's classify side** pends connection after connection ([`Core::classify`], which
 //!   copies the app path and calls `FwpsPendOperation0`), keeping at most `window` of them waiting
 //!   for a verdict (a closed loop: a new connection arrives when an old one is answered);
@@ -17,8 +17,13 @@
 //! is modelled by [`crate::ioctl::device_io_control`].
 //!
 //! Latency is from `FwpsPendOperation0` to `FwpsCompleteOperation0` of the same connection.
+//!
+//! Waiting is by spinning (then yielding, if another process holds the CPU): the service polls a
+//! counter the classify side bumps after each published pend, which is when the shell's DPC would
+//! complete the parked read. A real service would sleep in `DeviceIoControl` and pay a wake-up per
+//! read; batching amortizes that too, so leaving it out favours the baseline.
 
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tollgate_control::{ControlDevice, FileId, ServiceSlot, StreamParts};
@@ -147,21 +152,24 @@ pub fn run(run: RoundTrip) -> RoundTripResult {
 
     let go = AtomicBool::new(false);
     let ready = AtomicUsize::new(0);
+    // Connections the classify side has pended and published: what the shell's DPC, queued at the
+    // end of a classify that pended, completes a parked read for.
+    let published = AtomicU64::new(0);
     let path = app_path();
     let (elapsed, ioctls) = std::thread::scope(|scope| {
         scope.spawn(|| {
             pin_to_cpu(0);
             ready.fetch_add(1, Ordering::AcqRel);
             wait_until(|| go.load(Ordering::Acquire));
-            produce(&core, window, run.connections, &path);
+            produce(&core, &published, window, run.connections, &path);
         });
         let service = scope.spawn(|| {
             pin_to_cpu(1);
             ready.fetch_add(1, Ordering::AcqRel);
             wait_until(|| go.load(Ordering::Acquire));
             match run.service {
-                Service::Batched => serve_batched(&device, &core, window, run.connections),
-                Service::OnePerIoctl => serve_one_per_ioctl(&one_per_ioctl, &core, run.connections),
+                Service::Batched => serve_batched(&device, &core, &published, window, run.connections),
+                Service::OnePerIoctl => serve_one_per_ioctl(&one_per_ioctl, &core, &published, run.connections),
             }
         });
         // Both threads are waiting for the signal: thread start-up is not timed.
@@ -177,13 +185,14 @@ pub fn run(run: RoundTrip) -> RoundTripResult {
 
 /// The classify side: pends connections, keeping at most `window` unanswered.
 #[allow(clippy::panic, reason = "benchmark harness")]
-fn produce(core: &Core<BenchPlatform>, window: usize, connections: u64, path: &[u16]) {
+fn produce(core: &Core<BenchPlatform>, published: &AtomicU64, window: usize, connections: u64, path: &[u16]) {
     let window = window as u64;
     for n in 0..connections {
         wait_until(|| core.platform().pended() - core.platform().completed() < window);
         if !matches!(core.classify(request(n, false, (), path)), ClassifyDecision::Pended(_)) {
             panic!("connection {n} was not pended");
         }
+        published.fetch_add(1, Ordering::Release);
     }
 }
 
@@ -207,6 +216,7 @@ fn read_buffer_len(window: usize) -> usize {
 fn serve_batched(
     device: &ControlDevice<'_, BenchPlatform>,
     core: &Core<BenchPlatform>,
+    published: &AtomicU64,
     window: usize,
     connections: u64,
 ) -> u64 {
@@ -217,9 +227,8 @@ fn serve_batched(
     let (mut answered, mut ioctls) = (0, 0);
     while answered < connections {
         // The parked read: the shell completes it when a classify has pended something (its DPC
-        // runs after the pend). Everything read before was answered, so anything pended and not
-        // completed is undelivered.
-        wait_until(|| core.platform().pended() > core.platform().completed());
+        // is queued after the pend is published). Everything read before was answered.
+        wait_until(|| published.load(Ordering::Acquire) > answered);
         let Outcome::Bytes(len) =
             tollgate_ioctl(device, SERVICE_FILE, IOCTL_TOLLGATE_GET_PENDED, &[], &mut read).expect("GET_PENDED")
         else {
@@ -256,6 +265,7 @@ fn serve_batched(
 fn serve_one_per_ioctl(
     device: &OnePerIoctlDevice<'_, BenchPlatform>,
     core: &Core<BenchPlatform>,
+    published: &AtomicU64,
     connections: u64,
 ) -> u64 {
     let mut read = vec![0_u8; READ_BUFFER_MIN];
@@ -263,7 +273,7 @@ fn serve_one_per_ioctl(
     let mut result = [0_u8; HEADER_LEN + VERDICT_RECORD_LEN];
     let (mut answered, mut ioctls) = (0, 0);
     while answered < connections {
-        wait_until(|| core.platform().pended() > core.platform().completed());
+        wait_until(|| published.load(Ordering::Acquire) > answered);
         let Outcome::Bytes(len) = device.read(&mut read).expect("read") else { continue };
         let batch = decode_pended_batch(read.get(..len).expect("read length")).expect("pended record");
         let record = batch.iter().next().expect("one record");
