@@ -84,11 +84,15 @@ pub fn ours(threads: usize, per_thread: u64, background: u32) -> Duration {
                 panic!("connection {n} was not pended");
             };
             core.apply_verdict(id, Verdict::Permit).expect("verdict");
+            // The cache evicts its oldest entries when full: if this thread is preempted between
+            // its verdict and this classify while the other one answers a cache's worth of
+            // connections, the verdict is gone and the default applies (as documented).
             let reauth = core.classify(request(n, true, (), &[]));
-            assert_eq!(
+            assert!(matches!(
                 reauth,
                 ClassifyDecision::Decide { verdict: Verdict::Permit, reason: DecisionReason::ReauthCached }
-            );
+                    | ClassifyDecision::Decide { verdict: Verdict::Block, reason: DecisionReason::ReauthMiss }
+            ));
             let closed = core.endpoint_teardown(endpoint(n), TeardownSource::EndpointClosure, Some(()));
             assert_eq!(closed, TeardownOutcome::Done { completed: 0 });
         }

@@ -27,12 +27,15 @@ use crate::baseline::{LinkedEntries, ListEntry};
 use crate::platform::KernelShapedPlatform;
 use crate::workload::{app_path, key, request};
 
-/// Counts the bytes requested on a thread while [`measure`] runs there. Blocks of up to 512 bytes
-/// come from free lists of their size class, each behind a spin lock that is held for a few
-/// instructions (like the pool's lookaside lists, a free never sleeps, even for a block another
-/// thread allocated: glibc's free of such a block can wait on a futex for the other thread's
-/// arena, which stalls the round trip's service thread for a scheduler wake-up at a time); larger
-/// ones go to the system allocator. Both sides of every comparison run on it.
+/// Counts the bytes requested on a thread while [`measure`] runs there, and forwards to the system
+/// allocator. Blocks of up to 512 bytes are allocated rounded up to their 16-byte size class; while
+/// [`set_lookaside`] is on, freed ones go to a free list of their class behind a spin lock held for
+/// a few instructions, and allocations take from it first. Like the pool's lookaside lists, such a
+/// free never sleeps, even for a block another thread allocated, where glibc's free can wait on a
+/// futex for the other thread's arena (which stalled the round trip's service thread for a
+/// scheduler wake-up at a time). The round trip turns it on (both sides of that comparison run on
+/// it); elsewhere glibc's per-thread caches serve threads that free their own blocks better than
+/// one shared list would.
 #[derive(Debug)]
 pub struct CountingAllocator;
 
@@ -48,6 +51,13 @@ fn count(size: usize) {
         BYTES.fetch_add(size as u64, Ordering::Relaxed);
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+static LOOKASIDE: AtomicBool = AtomicBool::new(false);
+
+/// Turns the free lists on or off (see [`CountingAllocator`]); returns the previous setting.
+pub fn set_lookaside(on: bool) -> bool {
+    LOOKASIDE.swap(on, Ordering::AcqRel)
 }
 
 const CLASS_BYTES: usize = 16;
@@ -149,7 +159,10 @@ unsafe impl GlobalAlloc for CountingAllocator {
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         match class_of(layout) {
-            Some((list, _)) => list.push(ptr),
+            Some((list, _)) if LOOKASIDE.load(Ordering::Relaxed) => list.push(ptr),
+            // SAFETY: small blocks are always allocated from `System` with their class layout
+            // (those on the free lists too).
+            Some((_, class_layout)) => unsafe { System.dealloc(ptr, class_layout) },
             // SAFETY: `ptr` came from `System` with `layout` (large layouts always go there).
             None => unsafe { System.dealloc(ptr, layout) },
         }

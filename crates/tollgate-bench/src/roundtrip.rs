@@ -150,6 +150,8 @@ pub fn run(run: RoundTrip) -> RoundTripResult {
         Service::OnePerIoctl => core.attach_service().expect("attach"),
     }
 
+    // Pool-like frees for the cross-thread frees of the app-path copies (see `CountingAllocator`).
+    let lookaside = crate::memory::set_lookaside(true);
     let go = AtomicBool::new(false);
     let ready = AtomicUsize::new(0);
     // Connections the classify side has pended and published: what the shell's DPC, queued at the
@@ -179,6 +181,7 @@ pub fn run(run: RoundTrip) -> RoundTripResult {
         let ioctls = service.join().expect("service thread");
         (start.elapsed(), ioctls)
     });
+    crate::memory::set_lookaside(lookaside);
     assert_eq!(core.platform().completed(), run.connections, "every connection was completed");
     RoundTripResult { verdicts: run.connections, elapsed, ioctls, latencies_ns: core.platform().latencies() }
 }
