@@ -31,9 +31,9 @@ use core::cmp::Ordering;
 
 use tollgate_inspect::name::{MAX_NAME_LEN, PatternKind, validate_canonical};
 
-use crate::batch::RawBatchWriter;
+use crate::batch::{RawBatchWriter, RecordIter, Records, impl_record};
 use crate::error::{EnumField, ProtocolError};
-use crate::header::{HEADER_LEN, MessageKind, read_header};
+use crate::header::{HEADER_LEN, MessageKind};
 use crate::wire::{Reader, Writer, align8, padding8};
 
 /// The most patterns one blocklist may hold.
@@ -189,62 +189,13 @@ pub fn encode_blocklist_to_vec<'p>(
 
 /// A checked blocklist: every pattern was validated when it was decoded. Iterating it allocates
 /// nothing and checks nothing again, so the driver may walk it twice (once to size its tables,
-/// once to fill them).
-#[derive(Clone, Copy, Debug)]
-pub struct Blocklist<'a> {
-    body: &'a [u8],
-    count: u32,
-}
-
-impl<'a> Blocklist<'a> {
-    /// Number of patterns.
-    #[must_use]
-    pub const fn len(&self) -> usize {
-        self.count as usize
-    }
-
-    /// No patterns (the push clears the list).
-    #[must_use]
-    pub const fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// The patterns, in wire order, borrowing their names from the message.
-    #[must_use]
-    pub const fn iter(&self) -> BlocklistIter<'a> {
-        BlocklistIter { reader: Reader::new(self.body), left: self.count }
-    }
-}
-
-impl<'a> IntoIterator for &Blocklist<'a> {
-    type Item = (PatternKind, &'a [u8]);
-    type IntoIter = BlocklistIter<'a>;
-
-    fn into_iter(self) -> BlocklistIter<'a> {
-        self.iter()
-    }
-}
+/// once to fill them). The patterns come in wire order, borrowing their names from the message.
+pub type Blocklist<'a> = Records<'a, (PatternKind, &'a [u8])>;
 
 /// The patterns of a [`Blocklist`].
-#[derive(Clone)]
-pub struct BlocklistIter<'a> {
-    reader: Reader<'a>,
-    left: u32,
-}
+pub type BlocklistIter<'a> = RecordIter<'a, (PatternKind, &'a [u8])>;
 
-impl<'a> Iterator for BlocklistIter<'a> {
-    type Item = (PatternKind, &'a [u8]);
-
-    fn next(&mut self) -> Option<(PatternKind, &'a [u8])> {
-        self.left = self.left.checked_sub(1)?;
-        // Validated when decoded; ending the iteration is the panic-free answer to the impossible.
-        read_pattern(&mut self.reader).ok()
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (0, Some(self.left as usize))
-    }
-}
+impl_record!((PatternKind, &'a [u8]), read_pattern);
 
 /// Decodes and validates a blocklist (the driver's side of `PUSH_BLOCKLIST`).
 ///
@@ -256,24 +207,16 @@ impl<'a> Iterator for BlocklistIter<'a> {
 /// [`ProtocolError::DuplicatePattern`], [`ProtocolError::UnsortedPatterns`];
 /// [`ProtocolError::LengthMismatch`] for bytes after the last record.
 pub fn decode_blocklist(buf: &[u8]) -> Result<Blocklist<'_>, ProtocolError> {
-    let (header, mut r) = read_header(buf, MessageKind::DomainBlocklist)?;
-    if header.count > MAX_BLOCKLIST_PATTERNS {
-        return Err(ProtocolError::TooManyRecords { count: header.count, max: MAX_BLOCKLIST_PATTERNS });
-    }
+    // Refused before a byte of it is parsed: the driver's tables are sized from this message.
     if buf.len() > MAX_BLOCKLIST_MESSAGE_LEN {
         return Err(ProtocolError::MessageTooLong { len: buf.len(), max: MAX_BLOCKLIST_MESSAGE_LEN });
     }
-    let body = buf.get(HEADER_LEN..).unwrap_or_default();
     let mut previous = None;
-    for index in 0..header.count as usize {
-        let pattern = read_pattern(&mut r)?;
+    Records::decode(buf, MessageKind::DomainBlocklist, MAX_BLOCKLIST_PATTERNS, |index, pattern| {
         check_pattern(index, pattern, previous)?;
         previous = Some(pattern);
-    }
-    if r.remaining() != 0 {
-        return Err(ProtocolError::LengthMismatch { declared: r.position(), actual: buf.len() });
-    }
-    Ok(Blocklist { body, count: header.count })
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -77,6 +77,7 @@ mod wire;
 /// driver's work per IOCTL and the size of a reply (≈ 2 MiB of pended records at most).
 pub const MAX_BATCH_RECORDS: u32 = 1024;
 
+pub use batch::{Record, RecordIter, Records};
 #[cfg(feature = "std")]
 pub use blocklist::encode_blocklist_to_vec;
 pub use blocklist::{

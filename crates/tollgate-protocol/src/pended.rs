@@ -48,9 +48,9 @@ use core::slice::ChunksExact;
 use tollgate_core::{ConnectionFacts, Direction, PendId, PendLayer, PendedConnection, Ticks};
 
 use crate::MAX_BATCH_RECORDS;
-use crate::batch::RawBatchWriter;
+use crate::batch::{RawBatchWriter, RecordIter, Records, impl_record};
 use crate::error::{EnumField, ProtocolError};
-use crate::header::{HEADER_LEN, MessageKind, read_header};
+use crate::header::{HEADER_LEN, MessageKind};
 use crate::wire::{Reader, Writer, align8, padding8};
 
 /// The longest app path a record carries, in UTF-16 units. Longer paths are truncated (keeping
@@ -500,63 +500,14 @@ impl<'b> BatchWriter<'b> {
     }
 }
 
-/// A checked `GET_PENDED` reply: every record was validated when it was decoded.
-#[derive(Clone, Copy, Debug)]
-pub struct PendedBatch<'a> {
-    body: &'a [u8],
-    count: u32,
-}
-
-impl<'a> PendedBatch<'a> {
-    /// Number of records.
-    #[must_use]
-    pub const fn len(&self) -> usize {
-        self.count as usize
-    }
-
-    /// No records.
-    #[must_use]
-    pub const fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// The records, in the driver's (age) order.
-    #[must_use]
-    pub const fn iter(&self) -> PendedIter<'a> {
-        PendedIter { reader: Reader::new(self.body), left: self.count }
-    }
-}
-
-impl<'a> IntoIterator for &PendedBatch<'a> {
-    type Item = PendedRecord<'a>;
-    type IntoIter = PendedIter<'a>;
-
-    fn into_iter(self) -> PendedIter<'a> {
-        self.iter()
-    }
-}
+/// A checked `GET_PENDED` reply: every record was validated when it was decoded. Its records come
+/// in the driver's (age) order.
+pub type PendedBatch<'a> = Records<'a, PendedRecord<'a>>;
 
 /// The records of a [`PendedBatch`].
-#[derive(Clone)]
-pub struct PendedIter<'a> {
-    reader: Reader<'a>,
-    left: u32,
-}
+pub type PendedIter<'a> = RecordIter<'a, PendedRecord<'a>>;
 
-impl<'a> Iterator for PendedIter<'a> {
-    type Item = PendedRecord<'a>;
-
-    fn next(&mut self) -> Option<PendedRecord<'a>> {
-        self.left = self.left.checked_sub(1)?;
-        // The batch was validated when decoded, so this cannot fail; if it ever did, ending the
-        // iteration is the panic-free answer.
-        decode_record(&mut self.reader).ok()
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (0, Some(self.left as usize))
-    }
-}
+impl_record!(PendedRecord<'a>, decode_record);
 
 /// Decodes and validates a `GET_PENDED` reply (the whole message, exactly as many bytes as the
 /// IOCTL returned).
@@ -567,17 +518,5 @@ impl<'a> Iterator for PendedIter<'a> {
 /// [`ProtocolError::NonZeroReserved`], [`ProtocolError::TooShort`] for a record cut short);
 /// [`ProtocolError::LengthMismatch`] for bytes after the last record.
 pub fn decode_pended_batch(buf: &[u8]) -> Result<PendedBatch<'_>, ProtocolError> {
-    let (header, mut r) = read_header(buf, MessageKind::PendedBatch)?;
-    if header.count > MAX_BATCH_RECORDS {
-        return Err(ProtocolError::TooManyRecords { count: header.count, max: MAX_BATCH_RECORDS });
-    }
-    // Validate with the message's own reader, so error offsets are relative to the message.
-    let body = buf.get(HEADER_LEN..).unwrap_or_default();
-    for _ in 0..header.count {
-        decode_record(&mut r)?;
-    }
-    if r.remaining() != 0 {
-        return Err(ProtocolError::LengthMismatch { declared: r.position(), actual: buf.len() });
-    }
-    Ok(PendedBatch { body, count: header.count })
+    Records::decode(buf, MessageKind::PendedBatch, MAX_BATCH_RECORDS, |_, _| Ok(()))
 }

@@ -81,9 +81,9 @@ use tollgate_inspect::identity::{Alpn, AppProtocol, Ech, HttpFacts, Identity, Ma
 use tollgate_inspect::name::{HOST_CAPACITY, HostName};
 
 use crate::MAX_BATCH_RECORDS;
-use crate::batch::RawBatchWriter;
+use crate::batch::{RawBatchWriter, RecordIter, Records, impl_record};
 use crate::error::{EnumField, LengthField, ProtocolError};
-use crate::header::{HEADER_LEN, MessageKind, read_header};
+use crate::header::{HEADER_LEN, MessageKind};
 use crate::pended::{addresses, addresses_from, direction_from_u8, direction_to_u8};
 use crate::wire::{Reader, Writer, align8, padding8};
 
@@ -587,63 +587,14 @@ impl<'b> StreamEventWriter<'b> {
 
 // ------------------------------------------------------------------ reader
 
-/// A checked `GET_STREAM_EVENTS` reply: every record was validated when it was decoded.
-#[derive(Clone, Copy, Debug)]
-pub struct StreamEventBatch<'a> {
-    body: &'a [u8],
-    count: u32,
-}
-
-impl<'a> StreamEventBatch<'a> {
-    /// Number of events.
-    #[must_use]
-    pub const fn len(&self) -> usize {
-        self.count as usize
-    }
-
-    /// No events.
-    #[must_use]
-    pub const fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// The events, in the driver's (queue) order.
-    #[must_use]
-    pub const fn iter(&self) -> StreamEventIter<'a> {
-        StreamEventIter { reader: Reader::new(self.body), left: self.count }
-    }
-}
-
-impl<'a> IntoIterator for &StreamEventBatch<'a> {
-    type Item = FlowEvent;
-    type IntoIter = StreamEventIter<'a>;
-
-    fn into_iter(self) -> StreamEventIter<'a> {
-        self.iter()
-    }
-}
+/// A checked `GET_STREAM_EVENTS` reply: every record was validated when it was decoded. Its events
+/// come in the driver's (queue) order.
+pub type StreamEventBatch<'a> = Records<'a, FlowEvent>;
 
 /// The events of a [`StreamEventBatch`], decoded one at a time.
-#[derive(Clone)]
-pub struct StreamEventIter<'a> {
-    reader: Reader<'a>,
-    left: u32,
-}
+pub type StreamEventIter<'a> = RecordIter<'a, FlowEvent>;
 
-impl Iterator for StreamEventIter<'_> {
-    type Item = FlowEvent;
-
-    fn next(&mut self) -> Option<FlowEvent> {
-        self.left = self.left.checked_sub(1)?;
-        // The batch was validated when decoded, so this cannot fail; if it ever did, ending the
-        // iteration is the panic-free answer.
-        decode_event(&mut self.reader).ok()
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (0, Some(self.left as usize))
-    }
-}
+impl_record!(FlowEvent, decode_event);
 
 /// Decodes and validates a `GET_STREAM_EVENTS` reply (the whole message, exactly as many bytes as
 /// the IOCTL returned). A reply of 0 events is valid.
@@ -655,18 +606,7 @@ impl Iterator for StreamEventIter<'_> {
 /// [`ProtocolError::NonZeroReserved`], [`ProtocolError::TooShort`] for a record cut short);
 /// [`ProtocolError::LengthMismatch`] for bytes after the last record.
 pub fn decode_stream_events(buf: &[u8]) -> Result<StreamEventBatch<'_>, ProtocolError> {
-    let (header, mut r) = read_header(buf, MessageKind::StreamEvents)?;
-    if header.count > MAX_BATCH_RECORDS {
-        return Err(ProtocolError::TooManyRecords { count: header.count, max: MAX_BATCH_RECORDS });
-    }
-    let body = buf.get(HEADER_LEN..).unwrap_or_default();
-    for _ in 0..header.count {
-        decode_event(&mut r)?;
-    }
-    if r.remaining() != 0 {
-        return Err(ProtocolError::LengthMismatch { declared: r.position(), actual: buf.len() });
-    }
-    Ok(StreamEventBatch { body, count: header.count })
+    Records::decode(buf, MessageKind::StreamEvents, MAX_BATCH_RECORDS, |_, _| Ok(()))
 }
 
 #[cfg(test)]

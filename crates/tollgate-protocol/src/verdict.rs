@@ -31,7 +31,7 @@
 use tollgate_core::{PendId, Verdict, VerdictError};
 
 use crate::MAX_BATCH_RECORDS;
-use crate::batch::RawBatchWriter;
+use crate::batch::{RawBatchWriter, RecordIter, Records, impl_record};
 use crate::error::{EnumField, ProtocolError};
 use crate::header::{HEADER_LEN, Header, MessageKind, read_header, total_for};
 use crate::wire::{Reader, Writer};
@@ -239,62 +239,13 @@ pub fn encode_verdict_batch(entries: &[VerdictEntry], out: &mut [u8]) -> Result<
     Ok(writer.finish())
 }
 
-/// A checked `SUBMIT_VERDICTS` request.
-#[derive(Clone, Copy, Debug)]
-pub struct VerdictBatch<'a> {
-    body: &'a [u8],
-    count: u32,
-}
-
-impl<'a> VerdictBatch<'a> {
-    /// Number of verdicts.
-    #[must_use]
-    pub const fn len(&self) -> usize {
-        self.count as usize
-    }
-
-    /// No verdicts.
-    #[must_use]
-    pub const fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// The verdicts, in order.
-    #[must_use]
-    pub const fn iter(&self) -> VerdictIter<'a> {
-        VerdictIter { reader: Reader::new(self.body), left: self.count }
-    }
-}
-
-impl<'a> IntoIterator for &VerdictBatch<'a> {
-    type Item = VerdictEntry;
-    type IntoIter = VerdictIter<'a>;
-
-    fn into_iter(self) -> VerdictIter<'a> {
-        self.iter()
-    }
-}
+/// A checked `SUBMIT_VERDICTS` request; its verdicts in order.
+pub type VerdictBatch<'a> = Records<'a, VerdictEntry>;
 
 /// The verdicts of a [`VerdictBatch`].
-#[derive(Clone)]
-pub struct VerdictIter<'a> {
-    reader: Reader<'a>,
-    left: u32,
-}
+pub type VerdictIter<'a> = RecordIter<'a, VerdictEntry>;
 
-impl Iterator for VerdictIter<'_> {
-    type Item = VerdictEntry;
-
-    fn next(&mut self) -> Option<VerdictEntry> {
-        self.left = self.left.checked_sub(1)?;
-        // Validated when decoded; ending the iteration is the panic-free answer to the impossible.
-        decode_verdict(&mut self.reader).ok()
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (0, Some(self.left as usize))
-    }
-}
+impl_record!(VerdictEntry, decode_verdict);
 
 /// Decodes and validates a `SUBMIT_VERDICTS` request.
 ///
@@ -304,11 +255,7 @@ impl Iterator for VerdictIter<'_> {
 /// for a bad record.
 pub fn decode_verdict_batch(buf: &[u8]) -> Result<VerdictBatch<'_>, ProtocolError> {
     let (count, body) = read_fixed_batch(buf, MessageKind::VerdictBatch, VERDICT_RECORD_LEN)?;
-    let mut r = Reader::new(body);
-    for _ in 0..count {
-        decode_verdict(&mut r)?;
-    }
-    Ok(VerdictBatch { body, count })
+    Records::check(body, count, &mut Reader::new(body), |_, _| Ok(()))
 }
 
 // ------------------------------------------------------------------ results
@@ -349,61 +296,13 @@ impl<'b> VerdictResultWriter<'b> {
     }
 }
 
-/// A checked `SUBMIT_VERDICTS` reply.
-#[derive(Clone, Copy, Debug)]
-pub struct VerdictResults<'a> {
-    body: &'a [u8],
-    count: u32,
-}
-
-impl<'a> VerdictResults<'a> {
-    /// Number of results.
-    #[must_use]
-    pub const fn len(&self) -> usize {
-        self.count as usize
-    }
-
-    /// No results.
-    #[must_use]
-    pub const fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// The results, in the order of the verdicts.
-    #[must_use]
-    pub const fn iter(&self) -> ResultIter<'a> {
-        ResultIter { reader: Reader::new(self.body), left: self.count }
-    }
-}
-
-impl<'a> IntoIterator for &VerdictResults<'a> {
-    type Item = VerdictOutcome;
-    type IntoIter = ResultIter<'a>;
-
-    fn into_iter(self) -> ResultIter<'a> {
-        self.iter()
-    }
-}
+/// A checked `SUBMIT_VERDICTS` reply; its results in the order of the verdicts.
+pub type VerdictResults<'a> = Records<'a, VerdictOutcome>;
 
 /// The results of a [`VerdictResults`].
-#[derive(Clone)]
-pub struct ResultIter<'a> {
-    reader: Reader<'a>,
-    left: u32,
-}
+pub type ResultIter<'a> = RecordIter<'a, VerdictOutcome>;
 
-impl Iterator for ResultIter<'_> {
-    type Item = VerdictOutcome;
-
-    fn next(&mut self) -> Option<VerdictOutcome> {
-        self.left = self.left.checked_sub(1)?;
-        decode_outcome(&mut self.reader).ok()
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (0, Some(self.left as usize))
-    }
-}
+impl_record!(VerdictOutcome, decode_outcome);
 
 /// Decodes and validates a `SUBMIT_VERDICTS` reply.
 ///
@@ -411,11 +310,7 @@ impl Iterator for ResultIter<'_> {
 /// As [`decode_verdict_batch`], with [`EnumField::VerdictResult`] for an undefined code.
 pub fn decode_verdict_results(buf: &[u8]) -> Result<VerdictResults<'_>, ProtocolError> {
     let (count, body) = read_fixed_batch(buf, MessageKind::VerdictResults, RESULT_RECORD_LEN)?;
-    let mut r = Reader::new(body);
-    for _ in 0..count {
-        decode_outcome(&mut r)?;
-    }
-    Ok(VerdictResults { body, count })
+    Records::check(body, count, &mut Reader::new(body), |_, _| Ok(()))
 }
 
 /// The driver's whole `SUBMIT_VERDICTS` exchange, in the `METHOD_BUFFERED` system buffer.
@@ -439,7 +334,7 @@ pub fn respond_to_verdicts(
 ) -> Result<usize, ProtocolError> {
     let total = system_buffer.len();
     let input = system_buffer.get(..input_len).ok_or(ProtocolError::TooShort { needed: input_len, actual: total })?;
-    let count = decode_verdict_batch(input)?.count;
+    let count = decode_verdict_batch(input)?.count();
     if output_len < input_len {
         return Err(ProtocolError::BufferTooSmall { needed: input_len, available: output_len });
     }

@@ -8,8 +8,11 @@
 use crate::error::ProtocolError;
 
 /// Reads fields in order from a message that is already known to be `buf.len()` bytes long.
+///
+/// `pub` only so that the sealed `Record` trait can name it; this module is private, so no one
+/// outside the crate can.
 #[derive(Clone)]
-pub(crate) struct Reader<'a> {
+pub struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
 }
