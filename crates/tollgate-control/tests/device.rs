@@ -2,13 +2,10 @@
 //! status, and a malformed or hostile request changes nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic, missing_docs)]
 
-use tollgate_control::{Completion, ControlDevice, FileId, STATUS_SHARING_VIOLATION, ServiceSlot, StreamParts};
-use tollgate_core::host::{AtomicRundown, AtomicSpinLock, HostCompletionHandle, HostPlatform};
-use tollgate_core::stream::{DomainBlocklist, FlowEventKind, FlowTable, FlowTableConfig, StreamVerdict};
-use tollgate_core::{
-    ClassifyDecision, ClassifyRequest, ConnectionFacts, Core, CoreConfig, Direction, EndpointHandle, PendId, PendLayer,
-    RuntimeConfig, TeardownSource, Ticks, Verdict,
-};
+use tollgate_control::{Completion, STATUS_SHARING_VIOLATION};
+use tollgate_core::host::HostPlatform;
+use tollgate_core::stream::{FlowEventKind, StreamVerdict};
+use tollgate_core::{ClassifyDecision, Core, PendId, RuntimeConfig, TeardownSource, Ticks, Verdict};
 use tollgate_inspect::name::PatternKind;
 use tollgate_protocol::error::{
     STATUS_BUFFER_TOO_SMALL, STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_PARAMETER, STATUS_OBJECT_NAME_INVALID,
@@ -18,104 +15,25 @@ use tollgate_protocol::{
     HELLO_REPLY_LEN, HelloRequest, IOCTL_TOLLGATE_GET_CONFIG, IOCTL_TOLLGATE_GET_PENDED, IOCTL_TOLLGATE_GET_STATS,
     IOCTL_TOLLGATE_GET_STREAM_EVENTS, IOCTL_TOLLGATE_HELLO, IOCTL_TOLLGATE_PUSH_BLOCKLIST, IOCTL_TOLLGATE_SET_CONFIG,
     IOCTL_TOLLGATE_SUBMIT_VERDICTS, MIN_GET_PENDED_OUTPUT, MIN_GET_STREAM_EVENTS_OUTPUT, STATS_MESSAGE_LEN,
-    VerdictEntry, VerdictResult, decode_config, decode_hello_reply, decode_pended_batch, decode_stats,
-    decode_stream_events, decode_verdict_results, encode_blocklist_to_vec, encode_config, encode_hello_request,
-    encode_verdict_batch,
+    VerdictResult, decode_config, decode_hello_reply, decode_pended_batch, decode_stats, decode_stream_events,
+    decode_verdict_results, encode_config, encode_hello_request,
 };
 
-const SERVICE: FileId = FileId(0x1000);
-const OTHER: FileId = FileId(0x2000);
-
-/// The driver's state as the shell owns it: the core, the stream table, the blocklist, the slot.
-struct Fixture {
-    core: Core<HostPlatform>,
-    flows: FlowTable<AtomicSpinLock>,
-    blocklist: DomainBlocklist,
-    slot: ServiceSlot,
-}
+mod common;
+use common::{Fixture, OTHER, SERVICE, blocklist, call, classify_new, identify, verdicts};
 
 impl Fixture {
     fn new() -> Fixture {
-        Fixture {
-            core: core(),
-            flows: FlowTable::new(FlowTableConfig {
-                flows: 16,
-                reassembly_buffers: 2,
-                events: 8,
-                ..FlowTableConfig::default()
-            })
-            .unwrap(),
-            blocklist: DomainBlocklist::new(),
-            slot: ServiceSlot::new(),
-        }
+        Fixture::with_runtime(RuntimeConfig { max_pended: 64, ..RuntimeConfig::default() })
     }
-
-    fn device(&self) -> ControlDevice<'_, HostPlatform> {
-        ControlDevice::new(&self.core, StreamParts { flows: &self.flows, blocklist: &self.blocklist }, &self.slot)
-    }
-}
-
-fn core() -> Core<HostPlatform> {
-    Core::new(
-        HostPlatform::new(),
-        AtomicRundown::default(),
-        CoreConfig {
-            capacity: 64,
-            runtime: RuntimeConfig { max_pended: 64, ..RuntimeConfig::default() },
-            ..CoreConfig::default()
-        },
-    )
-    .unwrap()
 }
 
 fn pend(core: &Core<HostPlatform>, endpoint: u64) -> PendId {
-    core.platform().endpoint_created(EndpointHandle(endpoint));
     let path: Vec<u16> = r"\device\app.exe".encode_utf16().collect();
-    let decision = core.classify(ClassifyRequest {
-        endpoint: EndpointHandle(endpoint),
-        completion_handle: HostCompletionHandle { endpoint: EndpointHandle(endpoint) },
-        is_reauthorization: false,
-        can_write_action: true,
-        facts: ConnectionFacts {
-            layer: PendLayer::AuthConnect,
-            protocol: 6,
-            direction: Direction::Outbound,
-            local_address: [10, 0, 0, 1].into(),
-            local_port: 5000,
-            remote_address: [203, 0, 113, 9].into(),
-            remote_port: 443,
-            process_id: 7,
-            app_path: &path,
-        },
-    });
-    match decision {
+    match classify_new(core, endpoint, &path) {
         ClassifyDecision::Pended(id) => id,
         other => panic!("not pended: {other:?}"),
     }
-}
-
-/// One METHOD_BUFFERED request: input copied into a system buffer of max(in, out) bytes.
-fn call(
-    device: &ControlDevice<'_, HostPlatform>,
-    file: FileId,
-    code: u32,
-    input: &[u8],
-    output_len: usize,
-) -> Result<Vec<u8>, i32> {
-    let mut buffer = vec![0_u8; input.len().max(output_len)];
-    buffer[..input.len()].copy_from_slice(input);
-    match device.device_control(file, code, &mut buffer, input.len(), output_len)? {
-        Completion::Bytes(n) => Ok(buffer[..n].to_vec()),
-        Completion::Park => Ok(Vec::new()),
-    }
-}
-
-fn verdicts(entries: &[(PendId, Verdict)]) -> Vec<u8> {
-    let entries: Vec<VerdictEntry> = entries.iter().map(|&(id, verdict)| VerdictEntry { id, verdict }).collect();
-    let mut buf = vec![0_u8; 16 + 16 * entries.len()];
-    let n = encode_verdict_batch(&entries, &mut buf).unwrap();
-    buf.truncate(n);
-    buf
 }
 
 fn results(reply: &[u8]) -> Vec<VerdictResult> {
@@ -239,33 +157,6 @@ fn configuration_round_trips_and_invalid_values_are_refused() {
     let _ = TeardownSource::EndpointClosure;
 }
 
-/// A flow identified by the stream table, as the stream callout would leave it.
-fn identify(fixture: &Fixture, n: u64, host: &str) -> tollgate_core::stream::FlowId {
-    use tollgate_core::stream::{FlowEndpoints, FlowOwner, StreamSegment};
-    let endpoints = FlowEndpoints {
-        ip_protocol: 6,
-        direction: Direction::Outbound,
-        local_address: [10, 0, 0, 1].into(),
-        local_port: 5000,
-        remote_address: [203, 0, 113, 9].into(),
-        remote_port: 80,
-        process_id: 7,
-    };
-    let owner = FlowOwner { flow_handle: n, layer_id: 20, callout_id: 3 };
-    let id = fixture.flows.attach(EndpointHandle(n), owner, endpoints, Ticks(1)).unwrap();
-    let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
-    let segment = StreamSegment { outbound: true, length: request.len(), disconnect: false };
-    fixture.flows.on_segment(id, segment, Ticks(2), &fixture.blocklist, |buffer| {
-        buffer[..request.len()].copy_from_slice(request.as_bytes());
-        request.len()
-    });
-    id
-}
-
-fn blocklist_message(patterns: &[(PatternKind, &str)]) -> Vec<u8> {
-    encode_blocklist_to_vec(patterns.iter().map(|(kind, name)| (*kind, name.as_bytes()))).unwrap()
-}
-
 #[test]
 fn stream_events_are_drained_by_the_service_only_and_never_park() {
     let fixture = Fixture::new();
@@ -295,7 +186,7 @@ fn stream_events_are_drained_by_the_service_only_and_never_park() {
 fn a_pushed_blocklist_drops_matching_flows_and_shows_in_the_stats() {
     let fixture = Fixture::new();
     let device = fixture.device();
-    let message = blocklist_message(&[(PatternKind::Below, "ads.example"), (PatternKind::Exact, "tracker.example")]);
+    let message = blocklist(&[(PatternKind::Below, "ads.example"), (PatternKind::Exact, "tracker.example")]);
     assert_eq!(
         call(&device, OTHER, IOCTL_TOLLGATE_GET_PENDED, &[], MIN_GET_PENDED_OUTPUT).map(|_| ()),
         Ok(()),
@@ -311,7 +202,7 @@ fn a_pushed_blocklist_drops_matching_flows_and_shows_in_the_stats() {
     let (_, stream, _) = decode_stats(&stats).unwrap();
     assert_eq!((stream.blocklist_patterns, stream.blocklist_generation, stream.flows_dropped), (2, 1, 1));
     // An empty list clears it.
-    assert_eq!(call(&device, OTHER, IOCTL_TOLLGATE_PUSH_BLOCKLIST, &blocklist_message(&[]), 0), Ok(Vec::new()));
+    assert_eq!(call(&device, OTHER, IOCTL_TOLLGATE_PUSH_BLOCKLIST, &blocklist(&[]), 0), Ok(Vec::new()));
     assert!(fixture.blocklist.is_empty());
     // The service going away leaves the list as it was (nothing here to restore).
     assert_eq!(device.cleanup(OTHER), 0);
@@ -321,10 +212,10 @@ fn a_pushed_blocklist_drops_matching_flows_and_shows_in_the_stats() {
 fn a_malformed_blocklist_is_refused_with_its_status_and_the_old_list_stays() {
     let fixture = Fixture::new();
     let device = fixture.device();
-    let good = blocklist_message(&[(PatternKind::Exact, "keep.example")]);
+    let good = blocklist(&[(PatternKind::Exact, "keep.example")]);
     call(&device, SERVICE, IOCTL_TOLLGATE_PUSH_BLOCKLIST, &good, 0).unwrap();
     // Uppercase in a name: not the canonical form.
-    let mut bad = blocklist_message(&[(PatternKind::Exact, "drop.example")]);
+    let mut bad = blocklist(&[(PatternKind::Exact, "drop.example")]);
     bad[16 + 2] = b'D';
     assert_eq!(call(&device, SERVICE, IOCTL_TOLLGATE_PUSH_BLOCKLIST, &bad, 0), Err(STATUS_OBJECT_NAME_INVALID));
     // Cut short.

@@ -9,16 +9,12 @@
 //! up, and the service role is where it was.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic, missing_docs)]
 
-use tollgate_control::{
-    Completion, ControlDevice, FileId, STATUS_DELETE_PENDING, STATUS_SHARING_VIOLATION, ServiceSlot, StreamParts,
-};
-use tollgate_core::host::{AtomicRundown, AtomicSpinLock, HostCompletionHandle, HostPlatform};
-use tollgate_core::stream::{
-    DomainBlocklist, FlowEndpoints, FlowId, FlowOwner, FlowTable, FlowTableConfig, StreamSegment, StreamVerdict,
-};
+use tollgate_control::{ControlDevice, FileId, STATUS_DELETE_PENDING, STATUS_SHARING_VIOLATION};
+use tollgate_core::host::{HostCompletionHandle, HostPlatform};
+use tollgate_core::stream::{FlowId, StreamVerdict};
 use tollgate_core::{
-    ClassifyDecision, ClassifyRequest, ConnectionFacts, Core, CoreConfig, DecisionReason, Direction, EndpointHandle,
-    PendId, PendLayer, RuntimeConfig, TeardownOutcome, TeardownSource, Ticks, Verdict,
+    ClassifyDecision, ClassifyRequest, ConnectionFacts, DecisionReason, Direction, EndpointHandle, PendId, PendLayer,
+    RuntimeConfig, TeardownOutcome, TeardownSource, Ticks, Verdict,
 };
 use tollgate_inspect::name::PatternKind;
 use tollgate_protocol::error::{
@@ -30,22 +26,15 @@ use tollgate_protocol::{
     CONFIG_MESSAGE_LEN, HELLO_REPLY_LEN, HelloRequest, IOCTL_TOLLGATE_GET_CONFIG, IOCTL_TOLLGATE_GET_PENDED,
     IOCTL_TOLLGATE_GET_STATS, IOCTL_TOLLGATE_GET_STREAM_EVENTS, IOCTL_TOLLGATE_HELLO, IOCTL_TOLLGATE_PUSH_BLOCKLIST,
     IOCTL_TOLLGATE_SET_CONFIG, IOCTL_TOLLGATE_SUBMIT_VERDICTS, MAX_BATCH_RECORDS, MAX_BLOCKLIST_MESSAGE_LEN,
-    MAX_BLOCKLIST_PATTERNS, MIN_GET_PENDED_OUTPUT, MIN_GET_STREAM_EVENTS_OUTPUT, STATS_MESSAGE_LEN, VerdictEntry,
-    VerdictResult, ctl_code, decode_config, decode_pended_batch, decode_stats, decode_stream_events,
-    decode_verdict_results, encode_blocklist_to_vec, encode_config, encode_hello_request, encode_verdict_batch,
+    MAX_BLOCKLIST_PATTERNS, MIN_GET_PENDED_OUTPUT, MIN_GET_STREAM_EVENTS_OUTPUT, STATS_MESSAGE_LEN, VerdictResult,
+    ctl_code, decode_config, decode_pended_batch, decode_stats, decode_stream_events, decode_verdict_results,
+    encode_config, encode_hello_request,
 };
 
-const SERVICE: FileId = FileId(0x1000);
-const OTHER: FileId = FileId(0x2000);
-const TIMEOUT: Ticks = Ticks::from_millis(1_000);
+mod common;
+use common::{Fixture, OTHER, SERVICE, blocklist, call, classify_new, identify, verdicts};
 
-/// The driver's state as the shell owns it.
-struct Fixture {
-    core: Core<HostPlatform>,
-    flows: FlowTable<AtomicSpinLock>,
-    blocklist: DomainBlocklist,
-    slot: ServiceSlot,
-}
+const TIMEOUT: Ticks = Ticks::from_millis(1_000);
 
 impl Fixture {
     fn new() -> Fixture {
@@ -53,51 +42,13 @@ impl Fixture {
     }
 
     fn with_cap(max_pended: u32) -> Fixture {
-        let core = Core::new(
-            HostPlatform::new(),
-            AtomicRundown::default(),
-            CoreConfig {
-                capacity: 64,
-                runtime: RuntimeConfig { default_verdict: Verdict::Block, pend_timeout: TIMEOUT, max_pended },
-                ..CoreConfig::default()
-            },
-        )
-        .unwrap();
-        let flows = FlowTable::new(FlowTableConfig {
-            flows: 16,
-            reassembly_buffers: 2,
-            events: 8,
-            ..FlowTableConfig::default()
-        })
-        .unwrap();
-        Fixture { core, flows, blocklist: DomainBlocklist::new(), slot: ServiceSlot::new() }
-    }
-
-    fn device(&self) -> ControlDevice<'_, HostPlatform> {
-        ControlDevice::new(&self.core, StreamParts { flows: &self.flows, blocklist: &self.blocklist }, &self.slot)
+        Fixture::with_runtime(RuntimeConfig { default_verdict: Verdict::Block, pend_timeout: TIMEOUT, max_pended })
     }
 
     /// A connection pended at ALE_AUTH_CONNECT on a new endpoint, with an app path of `path_units`.
     fn pend(&self, endpoint: u64, path_units: usize) -> Result<PendId, DecisionReason> {
-        self.core.platform().endpoint_created(EndpointHandle(endpoint));
         let path: Vec<u16> = std::iter::repeat_n(u16::from(b'a'), path_units).collect();
-        let decision = self.core.classify(ClassifyRequest {
-            endpoint: EndpointHandle(endpoint),
-            completion_handle: HostCompletionHandle { endpoint: EndpointHandle(endpoint) },
-            is_reauthorization: false,
-            can_write_action: true,
-            facts: ConnectionFacts {
-                layer: PendLayer::AuthConnect,
-                protocol: 6,
-                direction: Direction::Outbound,
-                local_address: [10, 0, 0, 1].into(),
-                local_port: 5000,
-                remote_address: [203, 0, 113, 9].into(),
-                remote_port: 443,
-                process_id: 7,
-                app_path: &path,
-            },
-        });
+        let decision = classify_new(&self.core, endpoint, &path);
         match decision {
             ClassifyDecision::Pended(id) => Ok(id),
             ClassifyDecision::Decide { verdict, reason } => {
@@ -141,36 +92,12 @@ impl Fixture {
     }
 }
 
-/// One METHOD_BUFFERED request: input copied into a system buffer of max(in, out) bytes.
-fn call(
-    device: &ControlDevice<'_, HostPlatform>,
-    file: FileId,
-    code: u32,
-    input: &[u8],
-    output_len: usize,
-) -> Result<Vec<u8>, i32> {
-    let mut buffer = vec![0_u8; input.len().max(output_len)];
-    buffer[..input.len()].copy_from_slice(input);
-    match device.device_control(file, code, &mut buffer, input.len(), output_len)? {
-        Completion::Bytes(n) => Ok(buffer[..n].to_vec()),
-        Completion::Park => Ok(Vec::new()),
-    }
-}
-
 fn read_ids(device: &ControlDevice<'_, HostPlatform>, file: FileId, output_len: usize) -> Vec<PendId> {
     let batch = call(device, file, IOCTL_TOLLGATE_GET_PENDED, &[], output_len).unwrap();
     if batch.is_empty() {
         return Vec::new();
     }
     decode_pended_batch(&batch).unwrap().iter().map(|r| r.id).collect()
-}
-
-fn verdicts(entries: &[(PendId, Verdict)]) -> Vec<u8> {
-    let entries: Vec<VerdictEntry> = entries.iter().map(|&(id, verdict)| VerdictEntry { id, verdict }).collect();
-    let mut buf = vec![0_u8; 16 + 16 * entries.len()];
-    let n = encode_verdict_batch(&entries, &mut buf).unwrap();
-    buf.truncate(n);
-    buf
 }
 
 fn submit(device: &ControlDevice<'_, HostPlatform>, file: FileId, entries: &[(PendId, Verdict)]) -> Vec<VerdictResult> {
@@ -191,32 +118,6 @@ fn hello() -> Vec<u8> {
     let n = encode_hello_request(&HelloRequest::CURRENT, &mut out).unwrap();
     out.truncate(n);
     out
-}
-
-fn blocklist(patterns: &[(PatternKind, &str)]) -> Vec<u8> {
-    encode_blocklist_to_vec(patterns.iter().map(|(kind, name)| (*kind, name.as_bytes()))).unwrap()
-}
-
-/// A flow the stream callout identified (its Identified event is queued).
-fn identify(fixture: &Fixture, n: u64, host: &str) -> FlowId {
-    let endpoints = FlowEndpoints {
-        ip_protocol: 6,
-        direction: Direction::Outbound,
-        local_address: [10, 0, 0, 1].into(),
-        local_port: 5000,
-        remote_address: [203, 0, 113, 9].into(),
-        remote_port: 80,
-        process_id: 7,
-    };
-    let owner = FlowOwner { flow_handle: n, layer_id: 20, callout_id: 3 };
-    let id = fixture.flows.attach(EndpointHandle(n), owner, endpoints, Ticks(1)).unwrap();
-    let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
-    let segment = StreamSegment { outbound: true, length: request.len(), disconnect: false };
-    fixture.flows.on_segment(id, segment, Ticks(2), &fixture.blocklist, |buffer| {
-        buffer[..request.len()].copy_from_slice(request.as_bytes());
-        request.len()
-    });
-    id
 }
 
 // ---------------------------------------------------------------- wrong sizes
