@@ -6,78 +6,24 @@
 //! A failing global allocator counts per thread, so this file is its own test binary.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic, missing_docs)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use tollgate_control::{Completion, ControlDevice, FileId, STATUS_INSUFFICIENT_RESOURCES, ServiceSlot, StreamParts};
 use tollgate_core::host::{AtomicRundown, HostPlatform};
 use tollgate_core::stream::{DomainBlocklist, FlowTable, FlowTableConfig};
 use tollgate_core::{Core, CoreConfig};
 use tollgate_inspect::name::{HostName, PatternKind};
 use tollgate_protocol::{IOCTL_TOLLGATE_PUSH_BLOCKLIST, encode_blocklist_to_vec};
-
-#[derive(Clone, Copy)]
-struct Plan {
-    armed: bool,
-    fail_at: u64,
-    seen: u64,
-    failed: u64,
-    net_bytes: i64,
-}
-
-const IDLE: Plan = Plan { armed: false, fail_at: 0, seen: 0, failed: 0, net_bytes: 0 };
-
-thread_local! {
-    static PLAN: Cell<Plan> = const { Cell::new(IDLE) };
-}
-
-struct FailingAllocator;
-
-// SAFETY: every allocation that is not failed is forwarded unchanged to the system allocator, and
-// a failed one returns NULL, which `GlobalAlloc::alloc` may always do; the bookkeeping is a
-// thread-local `Cell` of plain integers (no allocation, no destructor).
-unsafe impl GlobalAlloc for FailingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let mut plan = PLAN.with(Cell::get);
-        if plan.armed {
-            plan.seen += 1;
-            if plan.seen == plan.fail_at {
-                plan.failed += 1;
-                PLAN.with(|p| p.set(plan));
-                return std::ptr::null_mut();
-            }
-            plan.net_bytes += layout.size() as i64;
-            PLAN.with(|p| p.set(plan));
-        }
-        // SAFETY: the caller's contract for `alloc` is passed through unchanged.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        PLAN.with(|p| {
-            let mut plan = p.get();
-            if plan.armed {
-                plan.net_bytes -= layout.size() as i64;
-                p.set(plan);
-            }
-        });
-        // SAFETY: `ptr` was allocated by `System` with `layout` (every allocation goes through it).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use tollgate_test_alloc::{Seen, TestAllocator, Watch, watch};
 
 #[global_allocator]
-static GLOBAL: FailingAllocator = FailingAllocator;
+static GLOBAL: TestAllocator = TestAllocator;
 
 const SERVICE: FileId = FileId(0x1000);
 
-fn push(device: &ControlDevice<'_, HostPlatform>, message: &[u8], fail_at: u64) -> (Result<Completion, i32>, Plan) {
+fn push(device: &ControlDevice<'_, HostPlatform>, message: &[u8], fail_at: u64) -> (Result<Completion, i32>, Seen) {
     let mut buffer = message.to_vec();
-    PLAN.with(|p| p.set(Plan { armed: true, fail_at, ..IDLE }));
-    let result = device.device_control(SERVICE, IOCTL_TOLLGATE_PUSH_BLOCKLIST, &mut buffer, message.len(), 0);
-    let plan = PLAN.with(Cell::get);
-    PLAN.with(|p| p.set(IDLE));
-    (result, plan)
+    watch(Watch::fail_at(fail_at), || {
+        device.device_control(SERVICE, IOCTL_TOLLGATE_PUSH_BLOCKLIST, &mut buffer, message.len(), 0)
+    })
 }
 
 #[test]
@@ -106,7 +52,7 @@ fn a_blocklist_whose_build_runs_out_of_memory_changes_nothing() {
         let device = ControlDevice::new(&core, StreamParts { flows: &flows, blocklist: &blocklist }, &slot);
         let (result, plan) = push(&device, &new, 0);
         assert_eq!(result, Ok(Completion::Bytes(0)));
-        plan.seen
+        plan.allocations
     };
     assert!(counted >= 3, "{counted}");
     let generation = blocklist.generation();

@@ -6,55 +6,15 @@
 //! Measured with a counting global allocator, so this file is its own test binary.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use tollgate_core::host::{AtomicRundown, HostCompletionHandle, HostPlatform};
 use tollgate_core::{
     ClassifyDecision, ClassifyRequest, ConnectionFacts, Core, CoreConfig, Direction, EndpointHandle, PendLayer,
     RuntimeConfig, TeardownSource, Ticks, Verdict,
 };
-
-struct CountingAllocator;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    /// Counting is per thread: the test harness allocates on its own threads (spawning the next
-    /// test, capturing output) while a measurement runs, and that is not the code under test.
-    static COUNTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-// SAFETY: forwards every call unchanged to the system allocator; the counter has no effect on memory.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.with(std::cell::Cell::get) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: the caller's contract for `alloc` is passed through unchanged.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was allocated by `System` with `layout` (every allocation goes through it).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use tollgate_test_alloc::{TestAllocator, allocations_during};
 
 #[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
-
-/// The counter is global: tests in this binary must not overlap.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Allocations made by `f`.
-fn allocations_during(f: impl FnOnce()) -> usize {
-    ALLOCATIONS.store(0, Ordering::SeqCst);
-    COUNTING.with(|counting| counting.set(true));
-    f();
-    COUNTING.with(|counting| counting.set(false));
-    ALLOCATIONS.load(Ordering::SeqCst)
-}
+static GLOBAL: TestAllocator = TestAllocator;
 
 fn request(endpoint: u64, remote: u8, reauth: bool, app_path: &[u16]) -> ClassifyRequest<'_, HostCompletionHandle> {
     ClassifyRequest {
@@ -124,7 +84,6 @@ fn new_core() -> Core<HostPlatform> {
 
 #[test]
 fn hot_paths_never_allocate_after_start() {
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let core = new_core();
     let before = core.stats().pended;
     let allocations = allocations_during(|| {
@@ -144,7 +103,6 @@ fn hot_paths_never_allocate_after_start() {
 
 #[test]
 fn app_path_copy_is_the_only_allocation_per_pend() {
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let core = new_core();
     let path: Vec<u16> = "\\device\\harddiskvolume3\\app.exe".encode_utf16().collect();
     let before = core.stats().pended;
@@ -170,7 +128,6 @@ fn stream_paths_never_allocate_after_start() {
     };
     use tollgate_inspect::name::PatternKind;
 
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let table: FlowTable<AtomicSpinLock> =
         FlowTable::new(FlowTableConfig { flows: 64, reassembly_buffers: 2, events: 8, ..FlowTableConfig::default() })
             .unwrap();

@@ -5,47 +5,13 @@
 //! per thread, so the test harness's own threads do not disturb it.
 #![allow(clippy::unwrap_used, clippy::panic, missing_docs)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use tollgate_rules::{ConnectionQuery, Direction, RuleSet};
+use tollgate_test_alloc::{TestAllocator, allocations_during};
 
 mod common;
 
-struct CountingAllocator;
-
-thread_local! {
-    // `const` and without a destructor: safe to touch from inside the allocator.
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards every call unchanged to the system allocator; the counter has no effect on memory.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.get() {
-            ALLOCATIONS.set(ALLOCATIONS.get() + 1);
-        }
-        // SAFETY: the caller's contract for `alloc` is passed through unchanged.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was allocated by `System` with `layout` (every allocation goes through it).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
-
-fn allocations_during(f: impl FnOnce()) -> usize {
-    ALLOCATIONS.set(0);
-    COUNTING.set(true);
-    f();
-    COUNTING.set(false);
-    ALLOCATIONS.get()
-}
+static GLOBAL: TestAllocator = TestAllocator;
 
 #[test]
 fn decide_does_not_allocate() {

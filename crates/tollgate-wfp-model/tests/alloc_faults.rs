@@ -16,89 +16,21 @@
 //! this file is its own test binary and its tests take a lock.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic, missing_docs)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::{Arc, Mutex};
 
 use tollgate_core::stream::{FlowTable, FlowTableConfig};
 use tollgate_core::{CoreConfig, CoreError, RuntimeConfig, Ticks, Verdict};
 use tollgate_inspect::samples::HelloBuilder;
+use tollgate_test_alloc::{Seen, TestAllocator, Watch, watch};
 use tollgate_wfp_model::drivers::tollgate::{FLOW_CAPACITY, LoadError, TollgateDriver};
 use tollgate_wfp_model::platform::{ModelPlatform, ModelRundown, ModelSpinLock};
 use tollgate_wfp_model::{CloseKind, ConnectionValues, Engine, EngineConfig, Protocol, StreamShape, connection_values};
 
-/// This thread's plan: which allocation fails, and what has been seen.
-#[derive(Clone, Copy)]
-struct Plan {
-    armed: bool,
-    /// Count (and fail) only allocations with this alignment (0: any).
-    only_align: usize,
-    /// Fail the allocation with this number (1-based among those counted; 0: none).
-    fail_at: u64,
-    seen: u64,
-    failed: u64,
-    /// Bytes allocated minus bytes freed while armed.
-    net_bytes: i64,
-}
-
-const IDLE: Plan = Plan { armed: false, only_align: 0, fail_at: 0, seen: 0, failed: 0, net_bytes: 0 };
-
-thread_local! {
-    static PLAN: Cell<Plan> = const { Cell::new(IDLE) };
-}
-
-struct FailingAllocator;
-
-// SAFETY: every allocation that is not failed is forwarded unchanged to the system allocator, and
-// a failed one returns NULL, which `GlobalAlloc::alloc` may always do; the bookkeeping is a
-// thread-local `Cell` of plain integers (no allocation, no destructor).
-unsafe impl GlobalAlloc for FailingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let mut plan = PLAN.with(Cell::get);
-        if plan.armed && (plan.only_align == 0 || layout.align() == plan.only_align) {
-            plan.seen += 1;
-            if plan.seen == plan.fail_at {
-                plan.failed += 1;
-                PLAN.with(|p| p.set(plan));
-                return std::ptr::null_mut();
-            }
-        }
-        if plan.armed {
-            plan.net_bytes += layout.size() as i64;
-        }
-        PLAN.with(|p| p.set(plan));
-        // SAFETY: the caller's contract for `alloc` is passed through unchanged.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        PLAN.with(|p| {
-            let mut plan = p.get();
-            if plan.armed {
-                plan.net_bytes -= layout.size() as i64;
-                p.set(plan);
-            }
-        });
-        // SAFETY: `ptr` was allocated by `System` with `layout` (every allocation goes through it).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: FailingAllocator = FailingAllocator;
+static GLOBAL: TestAllocator = TestAllocator;
 
 static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Runs `f` with allocation number `fail_at` (0: none) among those of alignment `only_align`
-/// (0: all) failing; returns its result and what the allocator saw.
-fn with_plan<T>(only_align: usize, fail_at: u64, f: impl FnOnce() -> T) -> (T, Plan) {
-    PLAN.with(|p| p.set(Plan { armed: true, only_align, fail_at, ..IDLE }));
-    let result = f();
-    let plan = PLAN.with(Cell::get);
-    PLAN.with(|p| p.set(IDLE));
-    (result, plan)
-}
 
 fn core_config() -> CoreConfig {
     CoreConfig {
@@ -123,7 +55,7 @@ fn a_load_whose_allocation_fails_fails_cleanly() {
     // How many allocations the driver's own state takes: the core, then the flow table (the
     // model's DriverEntry allocates them first, before anything is registered).
     let engine = Engine::new(EngineConfig::default());
-    let ((), counted) = with_plan(0, 0, || {
+    let ((), counted) = watch(Watch::count(), || {
         let core = tollgate_core::Core::new(
             ModelPlatform::new(engine.clone()),
             ModelRundown::new(engine.clone()),
@@ -133,7 +65,7 @@ fn a_load_whose_allocation_fails_fails_cleanly() {
         let flows = FlowTable::<ModelSpinLock>::new(stream_config()).unwrap();
         drop((core, flows));
     });
-    let total = counted.seen;
+    let total = counted.allocations;
     assert!(total > 60, "the core and the flow table allocate at load: {total}");
     assert_eq!(counted.net_bytes, 0);
 
@@ -141,7 +73,7 @@ fn a_load_whose_allocation_fails_fails_cleanly() {
     for n in 1..=total {
         let engine = Engine::new(EngineConfig::default());
         let (result, plan) =
-            with_plan(0, n, || TollgateDriver::load_with(&engine, core_config(), stream_config()).err());
+            watch(Watch::fail_at(n), || TollgateDriver::load_with(&engine, core_config(), stream_config()).err());
         assert_eq!(plan.failed, 1, "allocation {n} was not reached");
         let error = result.unwrap_or_else(|| panic!("allocation {n} failed, yet the load succeeded"));
         assert!(
@@ -179,7 +111,7 @@ struct Run {
 /// stops and the driver unloads, with UTF-16 allocation number `fail_at` failing (0: none).
 /// Everything the workload needs is built before the allocator is armed, so that the only UTF-16
 /// allocations while it is are the driver's.
-fn scenario(fail_at: u64) -> (Run, Plan) {
+fn scenario(fail_at: u64) -> (Run, Seen) {
     let engine = Engine::new(EngineConfig { seed: 3, deferred_flow_delete_percent: 50 });
     let driver: Arc<TollgateDriver> = TollgateDriver::load(&engine, core_config()).unwrap();
     driver.core().attach_service().unwrap();
@@ -203,7 +135,7 @@ fn scenario(fail_at: u64) -> (Run, Plan) {
             engine.pump();
         }
     };
-    with_plan(2, fail_at, || {
+    watch(Watch { only_align: 2, fail_at }, || {
         let mut opened = Vec::new();
         for (i, values) in conns.iter().enumerate() {
             let conn = engine.open(values.clone());
@@ -255,9 +187,9 @@ fn a_failed_app_path_copy_gives_the_default_verdict() {
     // Every UTF-16 allocation in the run is a driver's app-path copy: one per classify that got
     // past the reauthorization check (pended, or decided inline after the copy).
     let copies = stats.pended + stats.inline_pend_failed + stats.inline_no_service + stats.inline_cap_reached;
-    assert_eq!(counted.seen, copies, "{stats:?}");
+    assert_eq!(counted.allocations, copies, "{stats:?}");
     assert!(copies >= 8, "{stats:?}");
-    for n in 1..=counted.seen {
+    for n in 1..=counted.allocations {
         let (run, plan) = scenario(n);
         assert_eq!(plan.failed, 1, "copy {n} was not reached");
         let stats = run.stats;
@@ -276,5 +208,5 @@ fn a_failed_app_path_copy_gives_the_default_verdict() {
         assert_eq!(run.report.counters.pends, run.report.counters.completions, "copy {n}");
         assert_eq!(run.live_after_unload, (0, 0, 0), "copy {n}");
     }
-    println!("app-path copies: {}, each failed in turn", counted.seen);
+    println!("app-path copies: {}, each failed in turn", counted.allocations);
 }
