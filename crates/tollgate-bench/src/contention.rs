@@ -12,13 +12,11 @@ use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tollgate_core::host::AtomicRundown;
-use tollgate_core::{
-    ClassifyDecision, Core, CoreConfig, DecisionReason, RuntimeConfig, TeardownOutcome, TeardownSource, Ticks, Verdict,
-};
+use tollgate_core::{ClassifyDecision, Core, DecisionReason, TeardownOutcome, TeardownSource, Verdict};
 
 use crate::baseline::ListDriver;
 use crate::platform::{BenchPlatform, pin_to_cpu, wait_until};
-use crate::workload::{app_path, endpoint, key, request};
+use crate::workload::{app_path, core_config, endpoint, key, request};
 
 /// Connection numbers of thread `t` start here (background connections are below `1 << 32`).
 const fn thread_base(t: usize) -> u64 {
@@ -61,17 +59,7 @@ fn timed(threads: usize, per_thread: u64, body: impl Fn(usize, u64) + Sync) -> D
 #[allow(clippy::panic, clippy::expect_used, reason = "benchmark harness: failing loudly is the point")]
 pub fn ours(threads: usize, per_thread: u64, background: u32) -> Duration {
     let capacity = background + 64;
-    let config = CoreConfig {
-        capacity,
-        cache_capacity: 16_384,
-        cache_ttl: Ticks(u64::MAX / 2),
-        teardown_spin_limit: 1_000,
-        runtime: RuntimeConfig {
-            default_verdict: Verdict::Block,
-            pend_timeout: Ticks(u64::MAX / 2),
-            max_pended: capacity,
-        },
-    };
+    let config = core_config(capacity, 16_384);
     let core = Core::new(BenchPlatform::new(), AtomicRundown::default(), config).expect("core");
     core.attach_service().expect("service");
     let path = app_path();

@@ -15,13 +15,11 @@
 //!   purge). Baseline: the whole list is walked for the endpoint's entries.
 
 use tollgate_core::host::AtomicRundown;
-use tollgate_core::{
-    ClassifyDecision, Core, CoreConfig, RuntimeConfig, TeardownOutcome, TeardownSource, Ticks, Verdict,
-};
+use tollgate_core::{ClassifyDecision, Core, TeardownOutcome, TeardownSource, Verdict};
 
 use crate::baseline::ListDriver;
 use crate::platform::BenchPlatform;
-use crate::workload::{endpoint, key, request};
+use crate::workload::{core_config, endpoint, key, request};
 
 /// Which lookup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,20 +56,6 @@ pub struct OursFastPath {
     lookup: Lookup,
 }
 
-fn config(capacity: u32, cache_capacity: u32) -> CoreConfig {
-    CoreConfig {
-        capacity,
-        cache_capacity,
-        cache_ttl: Ticks(u64::MAX / 2),
-        teardown_spin_limit: 1_000,
-        runtime: RuntimeConfig {
-            default_verdict: Verdict::Block,
-            pend_timeout: Ticks(u64::MAX / 2),
-            max_pended: capacity,
-        },
-    }
-}
-
 impl OursFastPath {
     /// The core with `n` verdicts cached (reauthorizations) or `n` connections pended (closure).
     ///
@@ -84,8 +68,8 @@ impl OursFastPath {
             Lookup::ReauthDecided | Lookup::ReauthUndecided => (1_024, n),
             Lookup::EndpointClosure => (n.max(1), 1_024),
         };
-        let core =
-            Core::new(BenchPlatform::new(), AtomicRundown::default(), config(capacity, cache_capacity)).expect("core");
+        let core = Core::new(BenchPlatform::new(), AtomicRundown::default(), core_config(capacity, cache_capacity))
+            .expect("core");
         core.attach_service().expect("service");
         for i in 0..u64::from(n) {
             let ClassifyDecision::Pended(id) = core.classify(request(i, false, (), &[])) else {

@@ -21,11 +21,11 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::alloc::System;
 
 use tollgate_core::host::AtomicRundown;
-use tollgate_core::{ClassifyDecision, Core, CoreConfig, RuntimeConfig, Ticks, Verdict};
+use tollgate_core::{ClassifyDecision, Core};
 
 use crate::baseline::{LinkedEntries, ListEntry};
 use crate::platform::KernelShapedPlatform;
-use crate::workload::{app_path, key, request};
+use crate::workload::{app_path, core_config, key, request};
 
 /// Counts the bytes requested on a thread while [`measure`] runs there, and forwards to the system
 /// allocator. Blocks of up to 512 bytes are allocated rounded up to their 16-byte size class; while
@@ -210,16 +210,6 @@ pub fn measure<R>(f: impl FnOnce() -> R) -> (R, Allocated) {
     (result, allocated)
 }
 
-fn config(capacity: u32, cache_capacity: u32) -> CoreConfig {
-    CoreConfig {
-        capacity,
-        cache_capacity,
-        cache_ttl: Ticks::SECOND,
-        teardown_spin_limit: 1,
-        runtime: RuntimeConfig { default_verdict: Verdict::Block, pend_timeout: Ticks::SECOND, max_pended: capacity },
-    }
-}
-
 /// Bytes `Core::new` allocates for this configuration, on the kernel platform's types.
 ///
 /// # Panics
@@ -228,7 +218,7 @@ fn config(capacity: u32, cache_capacity: u32) -> CoreConfig {
 #[allow(clippy::expect_used, reason = "measurement harness")]
 pub fn core_bytes(capacity: u32, cache_capacity: u32) -> u64 {
     let (core, allocated) = measure(|| {
-        Core::new(KernelShapedPlatform, AtomicRundown::default(), config(capacity, cache_capacity)).expect("core")
+        Core::new(KernelShapedPlatform, AtomicRundown::default(), core_config(capacity, cache_capacity)).expect("core")
     });
     drop(core);
     allocated.bytes
@@ -282,7 +272,7 @@ pub fn cache_entries() -> Vec<PerEntry> {
 #[must_use]
 #[allow(clippy::expect_used, clippy::panic, reason = "measurement harness")]
 pub fn per_pend() -> (usize, Allocated) {
-    let core = Core::new(KernelShapedPlatform, AtomicRundown::default(), config(16, 16)).expect("core");
+    let core = Core::new(KernelShapedPlatform, AtomicRundown::default(), core_config(16, 16)).expect("core");
     core.attach_service().expect("service");
     let path = app_path();
     let (decision, allocated) = measure(|| core.classify(request(1, false, Some(0x1000), &path)));

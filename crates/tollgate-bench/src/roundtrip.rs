@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use tollgate_control::{ControlDevice, FileId, ServiceSlot, StreamParts};
 use tollgate_core::host::AtomicRundown;
 use tollgate_core::stream::{DomainBlocklist, FlowTable, FlowTableConfig};
-use tollgate_core::{ClassifyDecision, Core, CoreConfig, DecisionReason, RuntimeConfig, Ticks, Verdict};
+use tollgate_core::{ClassifyDecision, Core, DecisionReason, Verdict};
 use tollgate_protocol::{
     HEADER_LEN, IOCTL_TOLLGATE_GET_PENDED, IOCTL_TOLLGATE_SUBMIT_VERDICTS, MAX_BATCH_RECORDS, PENDED_FIXED_LEN,
     VERDICT_RECORD_LEN, VerdictEntry, VerdictResult, VerdictWriter, decode_pended_batch, decode_verdict_results,
@@ -37,7 +37,7 @@ use tollgate_protocol::{
 
 use crate::ioctl::{OnePerIoctlDevice, Outcome, READ_BUFFER_MIN, tollgate_ioctl};
 use crate::platform::{BenchPlatform, pin_to_cpu, wait_until};
-use crate::workload::{app_path, number_of, request};
+use crate::workload::{app_path, core_config, number_of, request};
 
 /// How the verdict service talks to the driver.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,20 +105,6 @@ fn u64_to_quantile(per_10k: u64) -> f64 {
 
 const SERVICE_FILE: FileId = FileId(0x5e41);
 
-fn config(capacity: u32) -> CoreConfig {
-    CoreConfig {
-        capacity,
-        cache_capacity: 16_384,
-        cache_ttl: Ticks(u64::MAX / 2),
-        teardown_spin_limit: 1_000,
-        runtime: RuntimeConfig {
-            default_verdict: Verdict::Block,
-            pend_timeout: Ticks(u64::MAX / 2),
-            max_pended: capacity,
-        },
-    }
-}
-
 /// Runs the round trip.
 ///
 /// # Panics
@@ -133,7 +119,7 @@ pub fn run(run: RoundTrip) -> RoundTripResult {
         BenchPlatform::new()
     };
     let capacity = u32::try_from(window * 2).unwrap_or(u32::MAX).max(64);
-    let core = Core::new(platform, AtomicRundown::default(), config(capacity)).expect("core");
+    let core = Core::new(platform, AtomicRundown::default(), core_config(capacity, 16_384)).expect("core");
     let flows = FlowTable::new(FlowTableConfig { flows: 16, reassembly_buffers: 1, events: 8, ..Default::default() })
         .expect("flow table");
     let blocklist = DomainBlocklist::new();

@@ -7,7 +7,28 @@
 
 use core::net::{IpAddr, Ipv4Addr};
 
-use tollgate_core::{ClassifyRequest, ConnectionFacts, ConnectionKey, Direction, EndpointHandle, PendLayer};
+use tollgate_core::{
+    ClassifyRequest, ConnectionFacts, ConnectionKey, CoreConfig, Direction, EndpointHandle, PendLayer, RuntimeConfig,
+    Ticks, Verdict,
+};
+
+/// The core every benchmark runs: `capacity` entries (all of which may be pended) and
+/// `cache_capacity` cached verdicts, with the timeout and the cache's TTL so far away that nothing
+/// expires during a run (expiry is not what is measured, and would make runs differ).
+#[must_use]
+pub const fn core_config(capacity: u32, cache_capacity: u32) -> CoreConfig {
+    CoreConfig {
+        capacity,
+        cache_capacity,
+        cache_ttl: Ticks(u64::MAX / 2),
+        teardown_spin_limit: 1_000,
+        runtime: RuntimeConfig {
+            default_verdict: Verdict::Block,
+            pend_timeout: Ticks(u64::MAX / 2),
+            max_pended: capacity,
+        },
+    }
+}
 
 /// A typical application path (`FWPS_FIELD_ALE_APP_ID`): 74 UTF-16 units.
 pub const APP_PATH: &str = r"\device\harddiskvolume3\program files\google\chrome\application\chrome.exe";
