@@ -10,11 +10,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic, missing_docs)]
 
 use tollgate_control::{ControlDevice, FileId, STATUS_DELETE_PENDING, STATUS_SHARING_VIOLATION};
-use tollgate_core::host::{HostCompletionHandle, HostPlatform};
+use tollgate_core::host::HostPlatform;
 use tollgate_core::stream::{FlowId, StreamVerdict};
 use tollgate_core::{
-    ClassifyDecision, ClassifyRequest, ConnectionFacts, DecisionReason, Direction, EndpointHandle, PendId, PendLayer,
-    RuntimeConfig, TeardownOutcome, TeardownSource, Ticks, Verdict,
+    ClassifyDecision, DecisionReason, EndpointHandle, PendId, RuntimeConfig, TeardownOutcome, TeardownSource, Ticks,
+    Verdict,
 };
 use tollgate_inspect::name::PatternKind;
 use tollgate_protocol::error::{
@@ -639,24 +639,7 @@ fn the_default_verdict_a_service_set_outlives_it() {
     let open = RuntimeConfig { default_verdict: Verdict::Permit, pend_timeout: TIMEOUT, max_pended: 64 };
     call(&device, SERVICE, IOCTL_TOLLGATE_SET_CONFIG, &config(open), 0).unwrap();
     assert_eq!(device.cleanup(SERVICE), 0);
-    fixture.core.platform().endpoint_created(EndpointHandle(0x200));
-    let decision = fixture.core.classify(ClassifyRequest {
-        endpoint: EndpointHandle(0x200),
-        completion_handle: HostCompletionHandle { endpoint: EndpointHandle(0x200) },
-        is_reauthorization: false,
-        can_write_action: true,
-        facts: ConnectionFacts {
-            layer: PendLayer::AuthConnect,
-            protocol: 6,
-            direction: Direction::Outbound,
-            local_address: [10, 0, 0, 1].into(),
-            local_port: 5000,
-            remote_address: [203, 0, 113, 9].into(),
-            remote_port: 443,
-            process_id: 7,
-            app_path: &[],
-        },
-    });
+    let decision = classify_new(&fixture.core, 0x200, &[]);
     assert_eq!(decision, ClassifyDecision::Decide { verdict: Verdict::Permit, reason: DecisionReason::NoService });
     assert_eq!(fixture.core.runtime_config(), open);
     fixture.finish(SERVICE);
